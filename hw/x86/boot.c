@@ -1,0 +1,223 @@
+/*
+ * Staging boot payloads in guest RAM and starting the boot CPU in the
+ * mode its payload expects.
+ */
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "hw/x86/boot.h"
+#include "hw/x86/e820.h"
+#include "system/memory.h"
+
+typedef struct X86BootBlob {
+    uint64_t gpa;
+    GBytes *data;
+} X86BootBlob;
+
+static void x86_boot_blob_free(gpointer p)
+{
+    X86BootBlob *b = p;
+    g_bytes_unref(b->data);
+    g_free(b);
+}
+
+X86Boot *x86_boot_new(void)
+{
+    X86Boot *boot = g_new0(X86Boot, 1);
+    boot->blobs = g_ptr_array_new_with_free_func(x86_boot_blob_free);
+    return boot;
+}
+
+void x86_boot_add_blob(X86Boot *boot, uint64_t gpa, const void *data, size_t len)
+{
+    X86BootBlob *b = g_new(X86BootBlob, 1);
+    b->gpa = gpa;
+    b->data = g_bytes_new(data, len);
+    g_ptr_array_add(boot->blobs, b);
+}
+
+bool x86_boot_stage(X86Boot *boot, uint64_t gpa, const void *data, size_t len,
+                    const char *what, GError **errp)
+{
+    if (!guest_phys_to_host(gpa, len)) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_NOSPC,
+                    "%s (%zu bytes at 0x%" G_GINT64_MODIFIER "x) does not fit in guest RAM",
+                    what, len, gpa);
+        return false;
+    }
+    x86_boot_add_blob(boot, gpa, data, len);
+    return true;
+}
+
+bool x86_boot_load_kernel(X86Boot *boot, const char *kernel, const char *initrd,
+                          const char *cmdline, GError **errp)
+{
+    g_autofree gchar *contents = NULL;
+    gsize len;
+
+    if (!g_file_get_contents(kernel, &contents, &len, errp)) {
+        return false;
+    }
+    const guint8 *p = (const guint8 *)contents;
+    if (len >= 4 && memcmp(p, "\x7f" "ELF", 4) == 0) {
+        return x86_boot_load_pvh(boot, p, len, kernel, initrd, cmdline, errp);
+    }
+    if (len >= 0x206 && memcmp(p + 0x202, "HdrS", 4) == 0) {
+        return x86_boot_load_bzimage(boot, p, len, kernel, initrd, cmdline, errp);
+    }
+    g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                "-kernel %s: neither an ELF kernel with a PVH entry note nor a Linux bzImage",
+                kernel);
+    return false;
+}
+
+bool x86_boot_load_initrd(X86Boot *boot, const char *initrd, uint64_t max_addr,
+                          uint64_t *addr, uint64_t *size, GError **errp)
+{
+    g_autofree gchar *contents = NULL;
+    gsize len;
+
+    if (!g_file_get_contents(initrd, &contents, &len, errp)) {
+        return false;
+    }
+    /* The top of the highest RAM below max_addr, page aligned. */
+    uint64_t top = 0;
+    for (unsigned i = 0; i < e820_count(); i++) {
+        const E820Entry *e = e820_entry(i);
+        if (e->type != E820_RAM || e->addr >= max_addr) {
+            continue;
+        }
+        uint64_t end = MIN(e->addr + e->size, max_addr);
+        if (end > top && end - e->addr >= len) {
+            top = end;
+        }
+    }
+    uint64_t at = (top - len) & ~0xfffULL;
+    if (top < len || at < X86_BOOT_KERNEL_ADDR) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_NOSPC,
+                    "-initrd %s (%zu bytes) does not fit in guest RAM", initrd, (size_t)len);
+        return false;
+    }
+    x86_boot_add_blob(boot, at, contents, len);
+    *addr = at;
+    *size = len;
+    return true;
+}
+
+bool x86_boot_load_bootsect(X86Boot *boot, const char *drive, GError **errp)
+{
+    guint8 sector[512];
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GMappedFile) f = g_mapped_file_new(drive, FALSE, &local);
+
+    if (!f) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_NOENT, "cannot read boot drive: %s",
+                    local->message);
+        return false;
+    }
+    if (g_mapped_file_get_length(f) < sizeof(sector)) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                    "boot drive %s is shorter than one 512-byte sector", drive);
+        return false;
+    }
+    memcpy(sector, g_mapped_file_get_contents(f), sizeof(sector));
+    if (sector[510] != 0x55 || sector[511] != 0xaa) {
+        g_set_error(errp, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                    "boot drive %s: first sector lacks the 0x55 0xAA boot signature", drive);
+        return false;
+    }
+    x86_boot_add_blob(boot, 0x7c00, sector, sizeof(sector));
+    boot->mode = X86_BOOT_REAL_MODE;
+    boot->entry = 0x7c00;
+    boot->rdx = 0x80;       /* boot drive number, as a BIOS passes it */
+    boot->rsp = 0x7000;
+    return true;
+}
+
+/*
+ * The boot GDT: null, null, then flat 32-bit code at 0x10 and flat data at
+ * 0x18, the selectors both Linux's 32-bit boot protocol and PVH name.
+ */
+static const uint64_t x86_boot_gdt[] = {
+    0,
+    0,
+    0x00cf9b000000ffffULL,  /* 0x10: code, base 0, limit 4 GiB, 32-bit */
+    0x00cf93000000ffffULL,  /* 0x18: data, base 0, limit 4 GiB */
+    0x00808b000000ffffULL,  /* 0x20: TSS, for a valid TR */
+};
+
+static void x86_boot_set_flat_segments(struct kvm_sregs *s)
+{
+    struct kvm_segment code = {
+        .base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
+        .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+    };
+    struct kvm_segment data = code;
+    data.selector = 0x18;
+    data.type = 0x3;
+    struct kvm_segment tr = {
+        .base = 0, .limit = 0xffff, .selector = 0x20, .type = 0xb, .present = 1,
+    };
+    s->cs = code;
+    s->ds = s->es = s->fs = s->gs = s->ss = data;
+    s->tr = tr;
+    s->gdt.base = X86_BOOT_GDT_ADDR;
+    s->gdt.limit = sizeof(x86_boot_gdt) - 1;
+    s->idt.base = 0;
+    s->idt.limit = 0;
+    s->cr0 = 0x11;          /* PE, ET */
+    s->cr3 = 0;
+    s->cr4 = 0;
+    s->efer = 0;
+}
+
+static void x86_boot_set_real_mode(struct kvm_sregs *s)
+{
+    struct kvm_segment seg = {
+        .base = 0, .limit = 0xffff, .selector = 0, .type = 0x3, .present = 1, .s = 1,
+    };
+    s->ds = s->es = s->fs = s->gs = s->ss = seg;
+    s->cs = seg;
+    s->cs.type = 0xb;
+    s->idt.base = 0;
+    s->idt.limit = 0x3ff;
+    s->cr0 = 0x60000010;
+    s->cr3 = 0;
+    s->cr4 = 0;
+    s->efer = 0;
+}
+
+void x86_boot_apply(X86Boot *boot, CPUState *bsp)
+{
+    for (guint i = 0; i < boot->blobs->len; i++) {
+        X86BootBlob *b = g_ptr_array_index(boot->blobs, i);
+        gsize len;
+        const void *data = g_bytes_get_data(b->data, &len);
+        guest_phys_write(b->gpa, data, len);
+    }
+
+    struct kvm_sregs sregs;
+    if (kvm_vcpu_ioctl(bsp, KVM_GET_SREGS, &sregs) < 0) {
+        g_error("KVM_GET_SREGS on the boot CPU failed");
+    }
+    if (boot->mode == X86_BOOT_PROTECTED_32) {
+        guest_phys_write(X86_BOOT_GDT_ADDR, x86_boot_gdt, sizeof(x86_boot_gdt));
+        x86_boot_set_flat_segments(&sregs);
+    } else {
+        x86_boot_set_real_mode(&sregs);
+    }
+    if (kvm_vcpu_ioctl(bsp, KVM_SET_SREGS, &sregs) < 0) {
+        g_error("KVM_SET_SREGS on the boot CPU failed");
+    }
+    struct kvm_regs regs = {
+        .rip = boot->entry,
+        .rflags = 0x2,
+        .rbx = boot->rbx,
+        .rsi = boot->rsi,
+        .rdx = boot->rdx,
+        .rsp = boot->rsp,
+    };
+    if (kvm_vcpu_ioctl(bsp, KVM_SET_REGS, &regs) < 0) {
+        g_error("KVM_SET_REGS on the boot CPU failed");
+    }
+}

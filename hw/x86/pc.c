@@ -1,0 +1,202 @@
+/*
+ * The Ferry x86-64 machine: lays out RAM around the 32-bit PCI hole,
+ * creates the vCPUs, the UARTs and the PM/reset ports, builds the tables
+ * a guest reads (e820, MP table) and stages the boot payload.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "accel/kvm.h"
+#include "hw/char/serial.h"
+#include "hw/x86/boot.h"
+#include "hw/x86/e820.h"
+#include "hw/x86/mptable.h"
+#include "hw/x86/pc.h"
+#include "hw/x86/pm.h"
+#include "system/cpus.h"
+#include "system/machine.h"
+#include "system/memory.h"
+
+static const uint16_t serial_ports[PC_MAX_SERIAL] = { 0x3f8, 0x2f8, 0x3e8, 0x2e8 };
+static const int serial_irqs[PC_MAX_SERIAL] = { 4, 3, 4, 3 };
+
+typedef struct PCMachine {
+    int smp;
+    X86Boot *boot;
+    SerialState *serial[PC_MAX_SERIAL];
+    /* In-kernel irqchip and PIT at power-on, restored on reset. */
+    struct kvm_irqchip irqchip_reset[3];
+    struct kvm_pit_state2 pit_reset;
+} PCMachine;
+
+static PCMachine *pc_machine;
+
+static const char *const pc_machine_types[][2] = {
+    { "ferry", "Ferry x86-64 KVM machine (virtio-mmio devices, no firmware)" },
+    { "pc", "alias of ferry" },
+    { "q35", "alias of ferry" },
+};
+
+void pc_machine_print_types(void)
+{
+    printf("Supported machines are:\n");
+    for (unsigned i = 0; i < G_N_ELEMENTS(pc_machine_types); i++) {
+        printf("%-20s %s%s\n", pc_machine_types[i][0], pc_machine_types[i][1],
+               i == 0 ? " (default)" : "");
+    }
+    printf("none                 empty machine\n");
+}
+
+bool pc_machine_type_known(const char *name)
+{
+    for (unsigned i = 0; i < G_N_ELEMENTS(pc_machine_types); i++) {
+        if (strcmp(name, pc_machine_types[i][0]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool pc_map_ram(RAMBlock *ram, GError **errp)
+{
+    uint64_t size = ram->used_length;
+    uint64_t low = MIN(size, PC_LOW_RAM_MAX);
+
+    guest_ram_map(0, low, ram, 0);
+    if (kvm_add_memory_slot(0, low, ram->host, errp) < 0) {
+        return false;
+    }
+    e820_add(0, 0x9fc00, E820_RAM);
+    e820_add(0x9fc00, 0x400, E820_RESERVED);        /* EBDA: the MP table */
+    e820_add(0xf0000, 0x10000, E820_RESERVED);      /* legacy BIOS area */
+    if (low > 0x100000) {
+        e820_add(0x100000, low - 0x100000, E820_RAM);
+    }
+    if (size > low) {
+        guest_ram_map(PC_HIGH_RAM_START, size - low, ram, low);
+        if (kvm_add_memory_slot(PC_HIGH_RAM_START, size - low, ram->host + low, errp) < 0) {
+            return false;
+        }
+        e820_add(PC_HIGH_RAM_START, size - low, E820_RAM);
+    }
+    return true;
+}
+
+static void pc_stage_tables(PCMachine *pcm)
+{
+    const struct kvm_cpuid2 *cpuid = kvm_state->supported_cpuid;
+    uint32_t signature = 0, features = 0;
+
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        if (cpuid->entries[i].function == 1) {
+            signature = cpuid->entries[i].eax;
+            features = cpuid->entries[i].edx;
+        }
+    }
+    g_autoptr(GBytes) mp = mptable_build(pcm->smp, signature, features);
+    gsize len;
+    const void *data = g_bytes_get_data(mp, &len);
+    x86_boot_add_blob(pcm->boot, MPTABLE_ADDR, data, len);
+
+    /* BIOS data area: the EBDA segment, where guests start their MP scan. */
+    uint16_t ebda_seg = MPTABLE_ADDR >> 4;
+    x86_boot_add_blob(pcm->boot, 0x40e, &ebda_seg, sizeof(ebda_seg));
+    /* Base memory size in KiB (BDA 0x413), below the EBDA. */
+    uint16_t base_kib = MPTABLE_ADDR >> 10;
+    x86_boot_add_blob(pcm->boot, 0x413, &base_kib, sizeof(base_kib));
+}
+
+static bool pc_capture_reset_state(PCMachine *pcm, GError **errp)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        pcm->irqchip_reset[i].chip_id = i;
+        if (kvm_vm_ioctl(KVM_GET_IRQCHIP, &pcm->irqchip_reset[i]) < 0) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "KVM_GET_IRQCHIP failed");
+            return false;
+        }
+    }
+    if (kvm_vm_ioctl(KVM_GET_PIT2, &pcm->pit_reset) < 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "KVM_GET_PIT2 failed");
+        return false;
+    }
+    return true;
+}
+
+bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
+{
+    PCMachine *pcm = g_new0(PCMachine, 1);
+    pcm->smp = cfg->smp;
+    pcm->boot = x86_boot_new();
+
+    if (!pc_map_ram(cfg->ram, errp)) {
+        return false;
+    }
+    if (!kvm_cpus_create(cfg->smp, errp)) {
+        return false;
+    }
+    if (!pc_capture_reset_state(pcm, errp)) {
+        return false;
+    }
+    for (int i = 0; i < PC_MAX_SERIAL; i++) {
+        if (cfg->serial[i]) {
+            pcm->serial[i] = serial_isa_init(serial_ports[i], serial_irqs[i], cfg->serial[i],
+                                             errp);
+            if (!pcm->serial[i]) {
+                return false;
+            }
+        }
+    }
+    pc_pm_init();
+
+    pc_stage_tables(pcm);
+    if (cfg->kernel) {
+        if (!x86_boot_load_kernel(pcm->boot, cfg->kernel, cfg->initrd, cfg->append, errp)) {
+            return false;
+        }
+    } else if (cfg->boot_drive) {
+        if (!x86_boot_load_bootsect(pcm->boot, cfg->boot_drive, errp)) {
+            return false;
+        }
+    } else {
+        /*
+         * No firmware and nothing to boot: like QEMU sitting in its BIOS with
+         * no boot device, the machine exists (monitors, qtest work) and the
+         * boot CPU halts.
+         */
+        static const guint8 halt_loop[] = { 0xfa, 0xf4, 0xeb, 0xfd };  /* cli; hlt; jmp */
+        fprintf(stderr, "ferry: nothing to boot (no -kernel and no raw -drive): "
+                "the boot CPU halts\n");
+        x86_boot_add_blob(pcm->boot, 0x7c00, halt_loop, sizeof(halt_loop));
+        pcm->boot->mode = X86_BOOT_REAL_MODE;
+        pcm->boot->entry = 0x7c00;
+    }
+    pc_machine = pcm;
+    machine_reset();
+    return true;
+}
+
+void machine_reset(void)
+{
+    PCMachine *pcm = pc_machine;
+
+    for (unsigned i = 0; i < 3; i++) {
+        kvm_vm_ioctl(KVM_SET_IRQCHIP, &pcm->irqchip_reset[i]);
+    }
+    kvm_vm_ioctl(KVM_SET_PIT2, &pcm->pit_reset);
+    for (int i = 0; i < PC_MAX_SERIAL; i++) {
+        if (pcm->serial[i]) {
+            serial_reset(pcm->serial[i]);
+        }
+    }
+    pc_pm_reset();
+    for (int i = 0; i < cpus_count(); i++) {
+        kvm_cpu_reset(kvm_cpu(i));
+    }
+    x86_boot_apply(pcm->boot, kvm_cpu(0));
+}
+
+void machine_powerdown(void)
+{
+    pc_pm_press_power_button();
+}

@@ -1,0 +1,65 @@
+/*
+ * KVM: the VM and vCPU file descriptors, memory slots, interrupt lines,
+ * the vCPU threads and their run loop.
+ */
+#ifndef ACCEL_KVM_H
+#define ACCEL_KVM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include <gio/gio.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+
+typedef struct KVMState {
+    int fd;                     /* /dev/kvm */
+    int vmfd;
+    int vcpu_mmap_size;
+    struct kvm_cpuid2 *supported_cpuid;
+    int nr_slots;
+} KVMState;
+
+extern KVMState *kvm_state;
+
+typedef struct CPUState {
+    int index;
+    int fd;
+    struct kvm_run *run;
+    GThread *thread;
+    int thread_id;              /* gettid() once the thread runs */
+    pthread_t pthread;          /* valid once thread_started */
+    bool thread_started;        /* BQL */
+    /* Guarded by the BQL. */
+    bool stopped;               /* parked outside KVM_RUN */
+    bool self_stop;             /* stopped itself (triple fault, error) */
+    bool exit_thread;
+    /* Power-on state captured at creation, restored on reset. */
+    struct kvm_lapic_state reset_lapic;
+} CPUState;
+
+/* Open /dev/kvm, create the VM with its in-kernel irqchip and PIT. */
+bool kvm_init(GError **errp);
+bool kvm_available(char **why);
+int kvm_check_extension(unsigned int cap);
+int kvm_vm_ioctl(unsigned long request, void *arg);
+int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg);
+
+/* Map [gpa, gpa+size) to @host in a new KVM memory slot; returns the slot. */
+int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp);
+
+/* Drive in-kernel irqchip input @irq (GSI) to @level. */
+void kvm_set_irq(int irq, int level);
+
+/* Create @n vCPUs and their threads (parked until cpus_resume_all()). */
+bool kvm_cpus_create(int n, GError **errp);
+CPUState *kvm_cpu(int index);
+/* Put vCPU @cpu back to power-on state (APs wait for SIPI). vCPUs paused. */
+void kvm_cpu_reset(CPUState *cpu);
+/* Stop all vCPU threads for good (at exit). */
+void kvm_cpus_destroy(void);
+
+/* Build the CPUID table vCPU @index sees (-cpu host). */
+struct kvm_cpuid2 *kvm_cpuid_for_vcpu(int index, int nr_cpus, GError **errp);
+
+#endif

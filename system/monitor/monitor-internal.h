@@ -1,0 +1,72 @@
+/*
+ * What the monitor files share among themselves (and with their unit
+ * tests): the JSON stream parser and writer QMP uses on the wire, the
+ * request checks of the dispatcher, and the hooks between QMP, HMP and
+ * the core commands.
+ */
+#ifndef SYSTEM_MONITOR_INTERNAL_H
+#define SYSTEM_MONITOR_INTERNAL_H
+
+#include "system/monitor.h"
+
+/*
+ * JSON stream parser (qmp-json-parser.c). Bytes go in as they arrive;
+ * each complete top-level value comes out through @emit, or an error
+ * ("JSON parse error, ...") after which the stream resynchronises at the
+ * next structural character or line end. @emit owns @value / @err.
+ * Accepts what QEMU's parser accepts: single-quoted strings and the \'
+ * escape besides RFC 8259 JSON.
+ */
+typedef struct QmpJsonParser QmpJsonParser;
+typedef void (*QmpJsonEmitFn)(void *opaque, JsonNode *value, GError *err);
+
+QmpJsonParser *qmp_json_parser_new(QmpJsonEmitFn emit, void *opaque);
+void qmp_json_parser_feed(QmpJsonParser *parser, const char *buf, size_t len);
+/* Drop a partial value (the peer went away). */
+void qmp_json_parser_reset(QmpJsonParser *parser);
+void qmp_json_parser_free(QmpJsonParser *parser);
+/* Parse one complete value from @str (first value only). */
+JsonNode *qmp_json_parse_string(const char *str, GError **errp);
+
+/*
+ * JSON writer (qmp-json-writer.c) in QEMU's layout: `{"a": 1, "b": [1, 2]}`
+ * on one line, or indented by four with @pretty; non-ASCII characters as
+ * \uXXXX escapes.
+ */
+void qmp_json_append(GString *out, JsonNode *node, bool pretty);
+char *qmp_json_to_string(JsonNode *node, bool pretty);
+char *qmp_json_object_to_string(JsonObject *obj, bool pretty);
+
+/* One QMP request after the envelope checks (qmp-dispatch.c). */
+typedef struct QmpRequest {
+    const char *name;       /* "execute" or "exec-oob" value */
+    JsonObject *args;       /* "arguments" or NULL */
+    JsonNode *id;           /* "id" or NULL */
+    bool oob;               /* came as "exec-oob" */
+} QmpRequest;
+
+/* Check the envelope; pointers in @req borrow from @request. */
+bool qmp_dispatch_check_request(JsonNode *request, bool allow_oob, QmpRequest *req,
+                                GError **errp);
+const QmpCommand *qmp_dispatch_find(const char *name);
+/* {"class": "...", "desc": "..."} for @err. */
+JsonObject *qmp_dispatch_error_object(const GError *err);
+/* query-commands: [{"name": ...}, ...] in registration order. */
+JsonNode *qmp_dispatch_list_commands(void);
+
+/* QMP protocol (qmp.c). */
+JsonNode *qmp_handle_capabilities(JsonObject *args, GError **errp);
+/* {"qemu": {"micro", "minor", "major"}, "package"} for query-version. */
+JsonObject *qmp_version_info(void);
+/* {"timestamp": {...}, "event": NAME, "data": DATA}; takes @data. */
+JsonObject *qmp_event_build(const char *name, JsonObject *data, gint64 real_time_us);
+
+/* HMP (hmp.c). */
+void hmp_handle_help(const char *args, GString *out);
+/* The vCPU HMP commands act on (human-monitor-command's cpu-index). */
+int hmp_current_cpu(void);
+void hmp_set_current_cpu(int index);
+/* Turn "\n" into "\r\n" as monitors send it on the wire. */
+char *monitor_crlf(const char *text);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * Run state transitions and the events that announce them.
+ */
+#include <string.h>
+
+#include "system/runstate.h"
+#include "system/runstate-internal.h"
+#include "system/main-loop.h"
+#include "system/cpus.h"
+#include "system/machine.h"
+#include "system/monitor.h"
+
+bool runstate_no_reboot;
+bool runstate_no_shutdown;
+
+static RunState current_state = RUN_STATE_PRELAUNCH;
+
+static const char *const runstate_names[RUN_STATE__MAX] = {
+    [RUN_STATE_DEBUG] = "debug",
+    [RUN_STATE_INMIGRATE] = "inmigrate",
+    [RUN_STATE_INTERNAL_ERROR] = "internal-error",
+    [RUN_STATE_IO_ERROR] = "io-error",
+    [RUN_STATE_PAUSED] = "paused",
+    [RUN_STATE_POSTMIGRATE] = "postmigrate",
+    [RUN_STATE_PRELAUNCH] = "prelaunch",
+    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
+    [RUN_STATE_RESTORE_VM] = "restore-vm",
+    [RUN_STATE_RUNNING] = "running",
+    [RUN_STATE_SAVE_VM] = "save-vm",
+    [RUN_STATE_SHUTDOWN] = "shutdown",
+    [RUN_STATE_SUSPENDED] = "suspended",
+    [RUN_STATE_WATCHDOG] = "watchdog",
+    [RUN_STATE_GUEST_PANICKED] = "guest-panicked",
+    [RUN_STATE_COLO] = "colo",
+};
+
+static const char *const shutdown_cause_names[SHUTDOWN_CAUSE__MAX] = {
+    [SHUTDOWN_CAUSE_NONE] = "none",
+    [SHUTDOWN_CAUSE_HOST_ERROR] = "host-error",
+    [SHUTDOWN_CAUSE_HOST_QMP_QUIT] = "host-qmp-quit",
+    [SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET] = "host-qmp-system-reset",
+    [SHUTDOWN_CAUSE_HOST_SIGNAL] = "host-signal",
+    [SHUTDOWN_CAUSE_HOST_UI] = "host-ui",
+    [SHUTDOWN_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
+    [SHUTDOWN_CAUSE_GUEST_RESET] = "guest-reset",
+    [SHUTDOWN_CAUSE_GUEST_PANIC] = "guest-panic",
+    [SHUTDOWN_CAUSE_SUBSYSTEM_RESET] = "subsystem-reset",
+    [SHUTDOWN_CAUSE_SNAPSHOT_LOAD] = "snapshot-load",
+};
+
+const char *runstate_name(RunState state)
+{
+    return state < RUN_STATE__MAX ? runstate_names[state] : "unknown";
+}
+
+const char *shutdown_cause_name(ShutdownCause cause)
+{
+    return cause < SHUTDOWN_CAUSE__MAX ? shutdown_cause_names[cause] : "none";
+}
+
+bool shutdown_cause_is_host(ShutdownCause cause)
+{
+    return cause >= SHUTDOWN_CAUSE_HOST_ERROR && cause <= SHUTDOWN_CAUSE_HOST_UI;
+}
+
+RunState runstate_get(void)
+{
+    return current_state;
+}
+
+bool runstate_is_running(void)
+{
+    return current_state == RUN_STATE_RUNNING;
+}
+
+void runstate_set(RunState state)
+{
+    current_state = state;
+}
+
+bool vm_start(GError **errp)
+{
+    switch (current_state) {
+    case RUN_STATE_RUNNING:
+        return true;
+    case RUN_STATE_INMIGRATE:
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Migration is not finalized yet");
+        return false;
+    case RUN_STATE_INTERNAL_ERROR:
+    case RUN_STATE_SHUTDOWN:
+    case RUN_STATE_GUEST_PANICKED:
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "Resetting the Virtual Machine is required");
+        return false;
+    default:
+        break;
+    }
+    current_state = RUN_STATE_RUNNING;
+    qmp_event_emit("RESUME", NULL);
+    cpus_resume_all();
+    return true;
+}
+
+void vm_stop(RunState state)
+{
+    if (current_state == RUN_STATE_RUNNING) {
+        cpus_pause_all();
+        current_state = state;
+        qmp_event_emit("STOP", NULL);
+    } else {
+        current_state = state;
+    }
+}
+
+/* Pending requests; any thread sets them, the main thread consumes them. */
+static int reset_requested;        /* ShutdownCause + 1, 0 for none */
+static int shutdown_requested;     /* ShutdownCause + 1, 0 for none */
+static int powerdown_requested;
+
+void system_reset_request(ShutdownCause cause)
+{
+    int none = 0;
+    __atomic_compare_exchange_n(&reset_requested, &none, (int)cause + 1, false,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    main_loop_wakeup();
+}
+
+void system_shutdown_request(ShutdownCause cause)
+{
+    int none = 0;
+    __atomic_compare_exchange_n(&shutdown_requested, &none, (int)cause + 1, false,
+                                __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    main_loop_wakeup();
+}
+
+void system_powerdown_request(void)
+{
+    __atomic_store_n(&powerdown_requested, 1, __ATOMIC_SEQ_CST);
+    main_loop_wakeup();
+}
+
+static JsonObject *runstate_cause_data(ShutdownCause cause)
+{
+    JsonObject *data = json_object_new();
+    json_object_set_boolean_member(data, "guest", !shutdown_cause_is_host(cause));
+    json_object_set_string_member(data, "reason", shutdown_cause_name(cause));
+    return data;
+}
+
+static void runstate_handle_shutdown(ShutdownCause cause)
+{
+    qmp_event_emit("SHUTDOWN", runstate_cause_data(cause));
+    if (runstate_no_shutdown && !shutdown_cause_is_host(cause)) {
+        /* -no-shutdown: the guest's power-off only stops it. */
+        vm_stop(RUN_STATE_SHUTDOWN);
+        return;
+    }
+    main_loop_quit(0);
+}
+
+static void runstate_handle_reset(ShutdownCause cause)
+{
+    if (runstate_no_reboot && cause == SHUTDOWN_CAUSE_GUEST_RESET) {
+        /* -no-reboot: a guest reboot ends the VM instead. */
+        runstate_handle_shutdown(cause);
+        return;
+    }
+    bool was_running = runstate_is_running();
+    if (was_running) {
+        cpus_pause_all();
+    }
+    machine_reset();
+    qmp_event_emit("RESET", runstate_cause_data(cause));
+    if (current_state == RUN_STATE_SHUTDOWN || current_state == RUN_STATE_GUEST_PANICKED ||
+        current_state == RUN_STATE_INTERNAL_ERROR) {
+        current_state = RUN_STATE_PAUSED;
+    }
+    if (was_running) {
+        cpus_resume_all();
+    }
+}
+
+void runstate_process_requests(void)
+{
+    int req;
+
+    req = __atomic_exchange_n(&shutdown_requested, 0, __ATOMIC_SEQ_CST);
+    if (req) {
+        runstate_handle_shutdown((ShutdownCause)(req - 1));
+        return;
+    }
+    req = __atomic_exchange_n(&reset_requested, 0, __ATOMIC_SEQ_CST);
+    if (req) {
+        runstate_handle_reset((ShutdownCause)(req - 1));
+    }
+    if (__atomic_exchange_n(&powerdown_requested, 0, __ATOMIC_SEQ_CST)) {
+        qmp_event_emit("POWERDOWN", NULL);
+        machine_powerdown();
+    }
+}
