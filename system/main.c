@@ -393,15 +393,16 @@ int main(int argc, char **argv)
         die("%s", err->message);
     }
     setup_serials(cfg, &mc);
-    if (!pc_machine_init(&mc, &err)) {
-        die("%s", err->message);
-    }
-
+    /* Monitors first: a bad -mon is reported before the machine says anything. */
     if (cfg->name) {
         monitor_set_vm_name(cfg->name);
     }
     monitor_register_core_commands();
     setup_monitors(cfg);
+    if (!pc_machine_init(&mc, &err)) {
+        die("%s", err->message);
+    }
+
     if (cfg->qtest) {
         Chardev *chr = chardev_new_from_legacy(cfg->qtest, "qtest", &err);
         if (!chr || !qtest_server_init(chr, cfg->qtest_log, &err)) {
