@@ -12,10 +12,11 @@
 /*
  * JSON stream parser (qmp-json-parser.c). Bytes go in as they arrive;
  * each complete top-level value comes out through @emit, or an error
- * ("JSON parse error, ...") after which the stream resynchronises at the
- * next structural character or line end. @emit owns @value / @err.
- * Accepts what QEMU's parser accepts: single-quoted strings and the \'
- * escape besides RFC 8259 JSON.
+ * ("JSON parse error, ...") after which input is dropped up to the next
+ * line end or the next '{' outside the broken value. @emit owns @value /
+ * @err. Parsing is json-glib's (1.6 accepts some non-RFC input, e.g.
+ * duplicate keys, last wins); single-quoted strings and \' are rewritten
+ * to strict JSON first, as QEMU accepts them.
  */
 typedef struct QmpJsonParser QmpJsonParser;
 typedef void (*QmpJsonEmitFn)(void *opaque, JsonNode *value, GError *err);

@@ -1,13 +1,16 @@
 /*
- * The JSON stream parser behind QMP: a byte-at-a-time lexer, a splitter
- * that cuts the token stream into top-level values by counting brackets,
- * and a recursive-descent parser that turns one value's tokens into a
- * JsonNode. Error texts are QEMU's ("JSON parse error, ..."), since
- * clients and tests match them.
+ * The JSON stream reader behind QMP. json-glib parses; this file only does
+ * what json-glib cannot do for a byte stream: cut it into top-level values
+ * (following strings and bracket depth), rewrite QEMU's single-quoted
+ * strings into strict JSON on the way, bound a value's size and nesting,
+ * and resynchronise after bad input so one bad line does not poison the
+ * connection.
  *
- * After a lexical error the lexer skips input until a bracket or brace, a
- * control character (a line end) or a byte that is never valid UTF-8
- * (0xFE, 0xFF), so one bad line does not poison the connection.
+ * A value ends when its brackets balance, a top-level string at its
+ * closing quote, and a bare top-level number or keyword at the first byte
+ * that cannot continue it. Errors read "JSON parse error, <reason>"; after
+ * one, input is dropped up to the next line end or the next '{' outside
+ * any value.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,665 +18,249 @@
 
 #include "system/monitor/monitor-internal.h"
 
-#define JSON_MAX_TOKEN_SIZE   (64u << 20)
-#define JSON_MAX_TOKEN_COUNT  (2u << 20)
-#define JSON_MAX_NESTING      1024
-
-typedef enum JsonTokenType {
-    TOK_LCURLY,
-    TOK_RCURLY,
-    TOK_LSQUARE,
-    TOK_RSQUARE,
-    TOK_COLON,
-    TOK_COMMA,
-    TOK_STRING,
-    TOK_INTEGER,
-    TOK_FLOAT,
-    TOK_KEYWORD,
-    TOK_ERROR,
-} JsonTokenType;
-
-typedef struct JsonToken {
-    JsonTokenType type;
-    char text[];
-} JsonToken;
-
-typedef enum JsonLexState {
-    LEX_START,
-    LEX_RECOVERY,
-    LEX_STRING,
-    LEX_STRING_ESCAPE,
-    LEX_MINUS,          /* "-" */
-    LEX_ZERO,           /* "0", "-0" */
-    LEX_INT,            /* "12" */
-    LEX_FRAC_START,     /* "1." */
-    LEX_FRAC,           /* "1.5" */
-    LEX_EXP_START,      /* "1e" */
-    LEX_EXP_SIGN,       /* "1e-" */
-    LEX_EXP,            /* "1e5" */
-    LEX_KEYWORD,
-} JsonLexState;
+#define JSON_MAX_VALUE_SIZE  (64u << 20)
+#define JSON_MAX_NESTING     1024
 
 struct QmpJsonParser {
     QmpJsonEmitFn emit;
     void *opaque;
-    JsonLexState state;
-    char quote;
-    GString *tok;           /* text of the token being lexed */
-    GPtrArray *tokens;      /* JsonToken of the value being collected */
-    int braces;
-    int brackets;
-    size_t token_bytes;
+    GString *value;     /* the value being collected, as strict JSON */
+    gssize word;        /* offset in @value of the number/keyword being read, or -1 */
+    guint depth;        /* open '{' and '[' */
+    char quote;         /* the quote of the string we are in, or 0 */
+    bool escape;        /* the last byte was a backslash inside a string */
+    bool skipping;      /* after an error: dropping input until a resync point */
 };
 
-/* ---- parser: tokens of one value -> JsonNode ---- */
-
-typedef struct JsonParseCtx {
-    GPtrArray *tokens;
-    guint pos;
-    GError *err;
-} JsonParseCtx;
-
-static JsonNode *json_parse_value(JsonParseCtx *ctx);
-
-static void G_GNUC_PRINTF(2, 3) json_parse_error(JsonParseCtx *ctx, const char *fmt, ...)
+/* Bytes of a number or keyword; everything else outside strings is structure. */
+static bool json_word_char(guint8 c)
 {
+    return g_ascii_isalnum(c) || c == '-' || c == '+' || c == '.';
+}
+
+static void json_drop_value(QmpJsonParser *p)
+{
+    /* Don't hold on to a huge value's buffer for the life of the connection. */
+    if (p->value->allocated_len > 65536) {
+        g_string_free(p->value, TRUE);
+        p->value = g_string_new(NULL);
+    } else {
+        g_string_truncate(p->value, 0);
+    }
+    p->word = -1;
+}
+
+/* State is settled before @emit runs: it may reset the parser (peer gone). */
+static void G_GNUC_PRINTF(2, 3) json_error(QmpJsonParser *p, const char *fmt, ...)
+{
+    g_autofree char *reason = NULL;
     va_list ap;
-    g_autofree char *msg = NULL;
 
-    if (ctx->err) {
-        return;     /* the first error is the one reported */
-    }
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    reason = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    ctx->err = g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, %s", msg);
+    json_drop_value(p);
+    p->skipping = true;
+    p->emit(p->opaque, NULL,
+            g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, %s", reason));
 }
 
-static JsonToken *json_peek(JsonParseCtx *ctx)
+static void json_finish(QmpJsonParser *p)
 {
-    return ctx->pos < ctx->tokens->len ? g_ptr_array_index(ctx->tokens, ctx->pos) : NULL;
-}
-
-static JsonToken *json_pop(JsonParseCtx *ctx)
-{
-    JsonToken *t = json_peek(ctx);
-
-    if (t) {
-        ctx->pos++;
-    }
-    return t;
-}
-
-static int json_hex4(const char *s)
-{
-    int v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        if (!g_ascii_isxdigit(s[i])) {
-            return -1;
-        }
-        v = (v << 4) | g_ascii_xdigit_value(s[i]);
-    }
-    return v;
-}
-
-static bool json_unichar_ok(gint64 cp)
-{
-    return cp > 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-}
-
-/* Decode a quoted token ("..." or '...'); NULL with ctx->err set. */
-static char *json_decode_string(JsonParseCtx *ctx, const char *text)
-{
-    g_autoptr(GString) out = g_string_new(NULL);
-    char quote = text[0];
-    const char *p = text + 1;
-
-    while (*p && *p != quote) {
-        if (*p != '\\') {
-            gunichar c = g_utf8_get_char_validated(p, -1);
-            if (c == (gunichar)-1 || c == (gunichar)-2) {
-                json_parse_error(ctx, "invalid UTF-8 sequence in string");
-                return NULL;
-            }
-            const char *next = g_utf8_next_char(p);
-            g_string_append_len(out, p, next - p);
-            p = next;
-            continue;
-        }
-
-        const char *esc = p++;
-        char e = *p++;
-        switch (e) {
-        case '"':
-        case '\'':
-        case '\\':
-        case '/':
-            g_string_append_c(out, e);
-            break;
-        case 'b':
-            g_string_append_c(out, '\b');
-            break;
-        case 'f':
-            g_string_append_c(out, '\f');
-            break;
-        case 'n':
-            g_string_append_c(out, '\n');
-            break;
-        case 'r':
-            g_string_append_c(out, '\r');
-            break;
-        case 't':
-            g_string_append_c(out, '\t');
-            break;
-        case 'u': {
-            gint64 cp = json_hex4(p);
-            size_t seen = strnlen(p, 4);
-
-            p += seen;
-            if (cp >= 0xD800 && cp <= 0xDBFF && p[0] == '\\' && p[1] == 'u') {
-                int low = json_hex4(p + 2);
-                if (low >= 0xDC00 && low <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                    p += 6;
-                } else {
-                    cp = -1;
-                }
-            }
-            if (seen < 4 || !json_unichar_ok(cp)) {
-                json_parse_error(ctx, "%.*s is not a valid Unicode character",
-                                 (int)(p - esc), esc);
-                return NULL;
-            }
-            g_string_append_unichar(out, (gunichar)cp);
-            break;
-        }
-        default:
-            json_parse_error(ctx, "invalid escape sequence in string");
-            return NULL;
-        }
-    }
-    return g_string_free(g_steal_pointer(&out), FALSE);
-}
-
-static JsonNode *json_parse_literal(JsonParseCtx *ctx)
-{
-    JsonToken *t = json_pop(ctx);
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) err = NULL;
     JsonNode *node;
 
-    switch (t->type) {
-    case TOK_STRING: {
-        char *s = json_decode_string(ctx, t->text);
-        if (!s) {
-            return NULL;
-        }
-        node = json_node_init_string(json_node_alloc(), s);
-        g_free(s);
-        return node;
+    if (!json_parser_load_from_data(parser, p->value->str, p->value->len, &err)) {
+        /* "<data>:1:15: Parse error: ..." - a position inside one request is noise. */
+        const char *reason = strstr(err->message, "Parse error: ");
+        json_error(p, "%s", reason ? reason + strlen("Parse error: ") : err->message);
+        return;
     }
-    case TOK_INTEGER: {
-        char *end;
-        gint64 v;
+    node = json_parser_steal_root(parser);
+    if (!node) {
+        json_error(p, "expecting value");
+        return;
+    }
+    json_drop_value(p);
+    p->emit(p->opaque, node, NULL);
+}
 
+/*
+ * json-glib 1.6 wraps integers outside int64 (2^63 reads as -2^63, 2^64-1
+ * as -1) instead of failing. Give such a literal a fraction so it arrives
+ * as a double, which the argument checks then judge as a number.
+ */
+static void json_end_word(QmpJsonParser *p)
+{
+    const char *word = p->value->str + p->word;
+    const char *digits = word + (word[0] == '-');
+    size_t len = strlen(digits);
+
+    p->word = -1;
+    if (len > 18 && strspn(digits, "0123456789") == len) {
         errno = 0;
-        v = g_ascii_strtoll(t->text, &end, 10);
-        if (errno != ERANGE) {
-            return json_node_init_int(json_node_alloc(), v);
+        g_ascii_strtoll(word, NULL, 10);
+        if (errno == ERANGE) {
+            g_string_append(p->value, ".0");
         }
-        /* Beyond 64 bits signed: carry it as a number, as QEMU does past u64. */
-        return json_node_init_double(json_node_alloc(), g_ascii_strtod(t->text, NULL));
-    }
-    case TOK_FLOAT:
-        return json_node_init_double(json_node_alloc(), g_ascii_strtod(t->text, NULL));
-    default:
-        g_assert_not_reached();
     }
 }
 
-static JsonNode *json_parse_keyword(JsonParseCtx *ctx)
+/*
+ * After an error: follow strings and brackets without keeping them. A line
+ * end, or a '{' outside the broken value, starts afresh; returns true when
+ * @c is that '{' and must be read as the start of a value.
+ */
+static bool json_skip_byte(QmpJsonParser *p, guint8 c)
 {
-    JsonToken *t = json_pop(ctx);
-
-    if (!strcmp(t->text, "true")) {
-        return json_node_init_boolean(json_node_alloc(), TRUE);
+    if (c == '\n') {
+        p->depth = 0;
+        p->quote = 0;
+        p->escape = false;
+        p->skipping = false;
+        return false;
     }
-    if (!strcmp(t->text, "false")) {
-        return json_node_init_boolean(json_node_alloc(), FALSE);
+    if (p->quote) {
+        if (p->escape) {
+            p->escape = false;
+        } else if (c == '\\') {
+            p->escape = true;
+        } else if (c == (guint8)p->quote) {
+            p->quote = 0;
+        }
+        return false;
     }
-    if (!strcmp(t->text, "null")) {
-        return json_node_init_null(json_node_alloc());
+    switch (c) {
+    case '"':
+    case '\'':
+        p->quote = c;
+        break;
+    case '{':
+        if (p->depth == 0) {
+            p->skipping = false;
+            return true;
+        }
+        p->depth++;
+        break;
+    case '[':
+        p->depth++;
+        break;
+    case '}':
+    case ']':
+        if (p->depth) {
+            p->depth--;
+        }
+        break;
     }
-    json_parse_error(ctx, "invalid keyword '%s'", t->text);
-    return NULL;
+    return false;
 }
 
-static bool json_parse_member(JsonParseCtx *ctx, JsonObject *obj)
+/* Inside a string: rewrite 'single-quoted' strings and \' into strict JSON. */
+static void json_string_byte(QmpJsonParser *p, guint8 c)
 {
-    g_autoptr(JsonNode) key = NULL;
-    JsonNode *value;
-    JsonToken *t;
-
-    if (!json_peek(ctx)) {
-        json_parse_error(ctx, "premature EOI");
-        return false;
+    if (c < 0x20) {
+        json_error(p, "%s", c == '\n' ? "unterminated string" : "control character in string");
+        if (c == '\n') {
+            json_skip_byte(p, c);   /* the line end is itself the resync point */
+        }
+        return;
     }
-    key = json_parse_value(ctx);
-    if (!key || !JSON_NODE_HOLDS_VALUE(key) ||
-        json_node_get_value_type(key) != G_TYPE_STRING) {
-        json_parse_error(ctx, "key is not a string in object");
-        return false;
-    }
-    t = json_pop(ctx);
-    if (!t) {
-        json_parse_error(ctx, "premature EOI");
-        return false;
-    }
-    if (t->type != TOK_COLON) {
-        json_parse_error(ctx, "missing : in object pair");
-        return false;
-    }
-    value = json_parse_value(ctx);
-    if (!value) {
-        json_parse_error(ctx, "Missing value in dict");
-        return false;
-    }
-    if (json_object_has_member(obj, json_node_get_string(key))) {
-        json_node_unref(value);
-        json_parse_error(ctx, "duplicate key");
-        return false;
-    }
-    json_object_set_member(obj, json_node_get_string(key), value);
-    return true;
-}
-
-static JsonNode *json_parse_object(JsonParseCtx *ctx)
-{
-    g_autoptr(JsonObject) obj = json_object_new();
-    JsonNode *node;
-    JsonToken *t;
-
-    json_pop(ctx);      /* '{' */
-    t = json_peek(ctx);
-    if (!t) {
-        json_parse_error(ctx, "premature EOI");
-        return NULL;
-    }
-    if (t->type == TOK_RCURLY) {
-        json_pop(ctx);
+    if (p->escape) {
+        p->escape = false;
+        if (c != '\'') {
+            g_string_append_c(p->value, '\\');
+        }
+        g_string_append_c(p->value, c);
+    } else if (c == '\\') {
+        p->escape = true;
+    } else if (c == (guint8)p->quote) {
+        p->quote = 0;
+        g_string_append_c(p->value, '"');
+        if (p->depth == 0) {
+            json_finish(p);
+        }
     } else {
-        if (!json_parse_member(ctx, obj)) {
-            return NULL;
+        if (c == '"') {
+            g_string_append_c(p->value, '\\');  /* only reached inside '...' */
         }
-        for (;;) {
-            t = json_pop(ctx);
-            if (!t) {
-                json_parse_error(ctx, "premature EOI");
-                return NULL;
-            }
-            if (t->type == TOK_RCURLY) {
-                break;
-            }
-            if (t->type != TOK_COMMA) {
-                json_parse_error(ctx, "expected separator in dict");
-                return NULL;
-            }
-            if (!json_parse_member(ctx, obj)) {
-                return NULL;
-            }
-        }
+        g_string_append_c(p->value, c);
     }
-    node = json_node_new(JSON_NODE_OBJECT);
-    json_node_take_object(node, g_steal_pointer(&obj));
-    return node;
 }
 
-static JsonNode *json_parse_array(JsonParseCtx *ctx)
+static void json_feed_byte(QmpJsonParser *p, guint8 c)
 {
-    g_autoptr(JsonArray) arr = json_array_new();
-    JsonNode *node;
-    JsonToken *t;
-
-    json_pop(ctx);      /* '[' */
-    t = json_peek(ctx);
-    if (!t) {
-        json_parse_error(ctx, "premature EOI");
-        return NULL;
+    if (p->word >= 0 && !json_word_char(c)) {
+        json_end_word(p);
+        if (p->depth == 0) {
+            json_finish(p);
+        }
     }
-    if (t->type == TOK_RSQUARE) {
-        json_pop(ctx);
+    if (p->skipping && !json_skip_byte(p, c)) {
+        return;
+    }
+    if (p->quote) {
+        json_string_byte(p, c);
+        return;
+    }
+
+    switch (c) {
+    case ' ':
+    case '\t':
+    case '\r':
+    case '\n':
+        if (p->depth) {
+            g_string_append_c(p->value, c);   /* it may separate two words */
+        }
+        return;
+    case '"':
+    case '\'':
+        p->quote = c;
+        g_string_append_c(p->value, '"');
+        return;
+    case '{':
+    case '[':
+        if (++p->depth > JSON_MAX_NESTING) {
+            json_error(p, "nesting deeper than %d levels", JSON_MAX_NESTING);
+            return;
+        }
+        g_string_append_c(p->value, c);
+        return;
+    case '}':
+    case ']':
+        if (p->depth == 0) {
+            break;
+        }
+        g_string_append_c(p->value, c);
+        if (--p->depth == 0) {
+            json_finish(p);
+        }
+        return;
+    case ':':
+    case ',':
+        if (p->depth == 0) {
+            break;
+        }
+        g_string_append_c(p->value, c);
+        return;
+    default:
+        if (json_word_char(c)) {
+            if (p->word < 0) {
+                p->word = p->value->len;
+            }
+            g_string_append_c(p->value, c);
+            return;
+        }
+    }
+
+    /*
+     * A byte that never occurs outside a string. Failing now rather than
+     * when the brackets balance keeps a bad line from swallowing the next.
+     */
+    if (g_ascii_isprint(c)) {
+        json_error(p, "stray '%c'", c);
     } else {
-        for (;;) {
-            JsonNode *elem = json_parse_value(ctx);
-            if (!elem) {
-                json_parse_error(ctx, "expecting value");
-                return NULL;
-            }
-            json_array_add_element(arr, elem);
-            t = json_pop(ctx);
-            if (!t) {
-                json_parse_error(ctx, "premature EOI");
-                return NULL;
-            }
-            if (t->type == TOK_RSQUARE) {
-                break;
-            }
-            if (t->type != TOK_COMMA) {
-                json_parse_error(ctx, "expected separator in list");
-                return NULL;
-            }
-        }
-    }
-    node = json_node_new(JSON_NODE_ARRAY);
-    json_node_take_array(node, g_steal_pointer(&arr));
-    return node;
-}
-
-static JsonNode *json_parse_value(JsonParseCtx *ctx)
-{
-    JsonToken *t = json_peek(ctx);
-
-    if (!t) {
-        json_parse_error(ctx, "premature EOI");
-        return NULL;
-    }
-    switch (t->type) {
-    case TOK_LCURLY:
-        return json_parse_object(ctx);
-    case TOK_LSQUARE:
-        return json_parse_array(ctx);
-    case TOK_STRING:
-    case TOK_INTEGER:
-    case TOK_FLOAT:
-        return json_parse_literal(ctx);
-    case TOK_KEYWORD:
-        return json_parse_keyword(ctx);
-    default:
-        json_parse_error(ctx, "expecting value");
-        return NULL;
-    }
-}
-
-static JsonNode *json_parse_tokens(GPtrArray *tokens, GError **errp)
-{
-    JsonParseCtx ctx = { .tokens = tokens };
-    JsonNode *node = json_parse_value(&ctx);
-
-    if (ctx.err) {
-        if (node) {
-            json_node_unref(node);
-        }
-        g_propagate_error(errp, ctx.err);
-        return NULL;
-    }
-    return node;
-}
-
-/* ---- splitter: tokens -> one top-level value at a time ---- */
-
-static void json_stream_emit(QmpJsonParser *p, JsonNode *value, GError *err)
-{
-    g_ptr_array_set_size(p->tokens, 0);
-    p->braces = 0;
-    p->brackets = 0;
-    p->token_bytes = 0;
-    p->emit(p->opaque, value, err);
-}
-
-static void json_stream_token(QmpJsonParser *p, JsonTokenType type, const GString *text)
-{
-    GError *err = NULL;
-    JsonNode *value;
-    JsonToken *t;
-
-    switch (type) {
-    case TOK_ERROR:
-        json_stream_emit(p, NULL, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                              "JSON parse error, stray '%s'", text->str));
-        return;
-    case TOK_LCURLY:
-        p->braces++;
-        break;
-    case TOK_RCURLY:
-        p->braces--;
-        break;
-    case TOK_LSQUARE:
-        p->brackets++;
-        break;
-    case TOK_RSQUARE:
-        p->brackets--;
-        break;
-    default:
-        break;
-    }
-
-    if (p->token_bytes + text->len + 1 > JSON_MAX_TOKEN_SIZE) {
-        json_stream_emit(p, NULL, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                              "JSON token size limit exceeded"));
-        return;
-    }
-    if (p->tokens->len + 1 > JSON_MAX_TOKEN_COUNT) {
-        json_stream_emit(p, NULL, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                              "JSON token count limit exceeded"));
-        return;
-    }
-    if (p->braces + p->brackets > JSON_MAX_NESTING) {
-        json_stream_emit(p, NULL, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                              "JSON nesting depth limit exceeded"));
-        return;
-    }
-
-    t = g_malloc(sizeof(*t) + text->len + 1);
-    t->type = type;
-    memcpy(t->text, text->str, text->len + 1);
-    g_ptr_array_add(p->tokens, t);
-    p->token_bytes += text->len;
-
-    if ((p->braces > 0 || p->brackets > 0) && p->braces >= 0 && p->brackets >= 0) {
-        return;     /* value still open */
-    }
-    value = json_parse_tokens(p->tokens, &err);
-    json_stream_emit(p, value, err);
-}
-
-/* ---- lexer: bytes -> tokens ---- */
-
-static void json_lex_finish(QmpJsonParser *p, JsonTokenType type)
-{
-    json_stream_token(p, type, p->tok);
-    g_string_truncate(p->tok, 0);
-    p->state = LEX_START;
-}
-
-static void json_lex_error(QmpJsonParser *p)
-{
-    json_stream_token(p, TOK_ERROR, p->tok);
-    g_string_truncate(p->tok, 0);
-    p->state = LEX_RECOVERY;
-}
-
-static void json_lex_structural(QmpJsonParser *p, JsonTokenType type, guint8 c)
-{
-    g_string_append_c(p->tok, c);
-    json_lex_finish(p, type);
-}
-
-/* Consume @c in the current token or end the token before it. */
-static bool json_lex_number_char(QmpJsonParser *p, guint8 c)
-{
-    bool digit = c >= '0' && c <= '9';
-
-    switch (p->state) {
-    case LEX_MINUS:
-        p->state = c == '0' ? LEX_ZERO : digit ? LEX_INT : LEX_START;
-        break;
-    case LEX_ZERO:
-        if (digit) {
-            p->state = LEX_START;   /* leading zero: an error below */
-        } else if (c == '.') {
-            p->state = LEX_FRAC_START;
-        } else {
-            return false;
-        }
-        break;
-    case LEX_INT:
-        if (c == '.') {
-            p->state = LEX_FRAC_START;
-        } else if (c == 'e' || c == 'E') {
-            p->state = LEX_EXP_START;
-        } else if (!digit) {
-            return false;
-        }
-        break;
-    case LEX_FRAC_START:
-        p->state = digit ? LEX_FRAC : LEX_START;
-        break;
-    case LEX_FRAC:
-        if (c == 'e' || c == 'E') {
-            p->state = LEX_EXP_START;
-        } else if (!digit) {
-            return false;
-        }
-        break;
-    case LEX_EXP_START:
-        p->state = (c == '+' || c == '-') ? LEX_EXP_SIGN : digit ? LEX_EXP : LEX_START;
-        break;
-    case LEX_EXP_SIGN:
-        p->state = digit ? LEX_EXP : LEX_START;
-        break;
-    case LEX_EXP:
-        if (!digit) {
-            return false;
-        }
-        break;
-    default:
-        g_assert_not_reached();
-    }
-    g_string_append_c(p->tok, c);
-    if (p->state == LEX_START) {
-        json_lex_error(p);
-    }
-    return true;
-}
-
-static void json_lex_char(QmpJsonParser *p, guint8 c)
-{
-    for (;;) {
-        switch (p->state) {
-        case LEX_RECOVERY:
-            if ((c < 0x20 && c != '\t') || c >= 0xFE ||
-                c == '{' || c == '}' || c == '[' || c == ']') {
-                p->state = LEX_START;
-                continue;
-            }
-            return;
-
-        case LEX_START:
-            switch (c) {
-            case ' ':
-            case '\t':
-            case '\r':
-            case '\n':
-                return;
-            case '{':
-                json_lex_structural(p, TOK_LCURLY, c);
-                return;
-            case '}':
-                json_lex_structural(p, TOK_RCURLY, c);
-                return;
-            case '[':
-                json_lex_structural(p, TOK_LSQUARE, c);
-                return;
-            case ']':
-                json_lex_structural(p, TOK_RSQUARE, c);
-                return;
-            case ':':
-                json_lex_structural(p, TOK_COLON, c);
-                return;
-            case ',':
-                json_lex_structural(p, TOK_COMMA, c);
-                return;
-            case '"':
-            case '\'':
-                p->quote = c;
-                p->state = LEX_STRING;
-                break;
-            case '-':
-                p->state = LEX_MINUS;
-                break;
-            case '0':
-                p->state = LEX_ZERO;
-                break;
-            default:
-                if (c >= '1' && c <= '9') {
-                    p->state = LEX_INT;
-                } else if (c >= 'a' && c <= 'z') {
-                    p->state = LEX_KEYWORD;
-                } else {
-                    g_string_append_c(p->tok, c);
-                    json_lex_error(p);
-                    return;
-                }
-            }
-            g_string_append_c(p->tok, c);
-            return;
-
-        case LEX_STRING:
-            g_string_append_c(p->tok, c);
-            if (c == (guint8)p->quote) {
-                json_lex_finish(p, TOK_STRING);
-            } else if (c == '\\') {
-                p->state = LEX_STRING_ESCAPE;
-            } else if (c < 0x20 || c > 0xFD) {
-                json_lex_error(p);
-            }
-            break;
-
-        case LEX_STRING_ESCAPE:
-            g_string_append_c(p->tok, c);
-            if (c < 0x20 || c > 0xFD) {
-                json_lex_error(p);
-            } else {
-                p->state = LEX_STRING;
-            }
-            break;
-
-        case LEX_KEYWORD:
-            if (c >= 'a' && c <= 'z') {
-                g_string_append_c(p->tok, c);
-                break;
-            }
-            if (c >= 0x80) {
-                g_string_append_c(p->tok, c);
-                json_lex_error(p);
-                return;
-            }
-            json_lex_finish(p, TOK_KEYWORD);
-            continue;
-
-        default: {
-            JsonLexState before = p->state;
-            if (c >= 0x80) {
-                g_string_append_c(p->tok, c);
-                json_lex_error(p);
-                return;
-            }
-            if (json_lex_number_char(p, c)) {
-                return;
-            }
-            json_lex_finish(p, (before == LEX_ZERO || before == LEX_INT) ? TOK_INTEGER
-                                                                        : TOK_FLOAT);
-            continue;
-        }
-        }
-
-        if (p->tok->len > JSON_MAX_TOKEN_SIZE) {
-            g_string_truncate(p->tok, 0);
-            p->state = LEX_RECOVERY;
-            json_stream_emit(p, NULL, g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                                  "JSON token size limit exceeded"));
-        }
-        return;
+        json_error(p, "stray byte 0x%02x", c);
     }
 }
 
@@ -683,27 +270,28 @@ QmpJsonParser *qmp_json_parser_new(QmpJsonEmitFn emit, void *opaque)
 
     p->emit = emit;
     p->opaque = opaque;
-    p->tok = g_string_new(NULL);
-    p->tokens = g_ptr_array_new_with_free_func(g_free);
-    p->state = LEX_START;
+    p->value = g_string_new(NULL);
+    p->word = -1;
     return p;
 }
 
 void qmp_json_parser_feed(QmpJsonParser *p, const char *buf, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        json_lex_char(p, (guint8)buf[i]);
+        json_feed_byte(p, (guint8)buf[i]);
+        if (p->value->len > JSON_MAX_VALUE_SIZE) {
+            json_error(p, "value larger than %u MiB", JSON_MAX_VALUE_SIZE >> 20);
+        }
     }
 }
 
 void qmp_json_parser_reset(QmpJsonParser *p)
 {
-    g_string_truncate(p->tok, 0);
-    g_ptr_array_set_size(p->tokens, 0);
-    p->state = LEX_START;
-    p->braces = 0;
-    p->brackets = 0;
-    p->token_bytes = 0;
+    json_drop_value(p);
+    p->depth = 0;
+    p->quote = 0;
+    p->escape = false;
+    p->skipping = false;
 }
 
 void qmp_json_parser_free(QmpJsonParser *p)
@@ -711,8 +299,7 @@ void qmp_json_parser_free(QmpJsonParser *p)
     if (!p) {
         return;
     }
-    g_string_free(p->tok, TRUE);
-    g_ptr_array_free(p->tokens, TRUE);
+    g_string_free(p->value, TRUE);
     g_free(p);
 }
 
@@ -746,12 +333,8 @@ JsonNode *qmp_json_parse_string(const char *str, GError **errp)
     qmp_json_parser_feed(p, str, strlen(str));
     qmp_json_parser_feed(p, "\n", 1);     /* ends a trailing number or keyword */
     if (!one.done) {
-        if (p->tokens->len) {
-            one.value = json_parse_tokens(p->tokens, &one.err);
-        } else {
-            one.err = g_error_new(QMP_ERROR, QMP_ERROR_GENERIC,
-                                  "JSON parse error, expecting value");
-        }
+        one.err = g_error_new(QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, %s",
+                              p->depth ? "premature EOI" : "expecting value");
     }
     qmp_json_parser_free(p);
     if (one.err) {

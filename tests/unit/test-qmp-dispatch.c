@@ -121,6 +121,9 @@ static void test_dispatch_args(void)
                           "GenericError: Invalid parameter type for 'i', expected: integer");
     assert_dispatch_error("test-args", "{\"s\": \"a\", \"i\": 1.0}",
                           "GenericError: Invalid parameter type for 'i', expected: integer");
+    /* Past int64 is a number, not json-glib 1.6's wrapped -1. */
+    assert_dispatch_error("test-args", "{\"s\": \"a\", \"i\": 18446744073709551615}",
+                          "GenericError: Invalid parameter type for 'i', expected: integer");
     assert_dispatch_error("test-args", "{\"s\": \"a\", \"i\": 1, \"b\": 1}",
                           "GenericError: Invalid parameter type for 'b', expected: boolean");
     assert_dispatch_error("test-args", "{\"s\": \"a\", \"i\": 1, \"u\": -1}",
@@ -267,6 +270,19 @@ static void assert_parse_error(const char *json, const char *expected)
     g_assert_cmpstr(err->message, ==, expected);
 }
 
+/* json-glib's own texts vary between its versions: match a fragment only. */
+static void assert_glib_parse_error(const char *json, const char *fragment)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *node = qmp_json_parse_string(json, &err);
+
+    g_assert_null(node);
+    g_assert_nonnull(err);
+    g_assert_true(g_str_has_prefix(err->message, "JSON parse error, "));
+    g_assert_null(strchr(err->message, '\n'));
+    g_assert_nonnull(strstr(err->message, fragment));
+}
+
 static void assert_roundtrip(const char *json, const char *expected)
 {
     g_autoptr(GError) err = NULL;
@@ -284,25 +300,48 @@ static void test_json_parse(void)
                      "{\"a\": \"b\\\"c\", \"d\": [1, -2, 3.5, 1000, true, false, null]}");
     assert_roundtrip("\"\\u00e9\\ud83d\\ude00\\n\\/\"", "\"\\u00E9\\uD83D\\uDE00\\n/\"");
     assert_roundtrip("'\\'\"'", "\"'\\\"\"");
+    assert_roundtrip("\"it\\'s 'q'\"", "\"it's 'q'\"");
+    assert_roundtrip("['a\\\\', '\\\\\\'', '\\\"']", "[\"a\\\\\", \"\\\\'\", \"\\\"\"]");
     assert_roundtrip("-0", "0");
     assert_roundtrip("{}", "{}");
     assert_roundtrip("[]", "[]");
+    assert_roundtrip("  [\n1\r\n,\t2 ]  ", "[1, 2]");
 
-    assert_parse_error("[1,]", "JSON parse error, expecting value");
-    assert_parse_error("{\"a\" 1}", "JSON parse error, missing : in object pair");
-    assert_parse_error("{1: 2}", "JSON parse error, key is not a string in object");
-    assert_parse_error("{\"a\": }", "JSON parse error, expecting value");
-    assert_parse_error("{\"a\": 1 \"b\": 2}", "JSON parse error, expected separator in dict");
-    assert_parse_error("[1 2]", "JSON parse error, expected separator in list");
-    assert_parse_error("{\"a\": 1, \"a\": 2}", "JSON parse error, duplicate key");
-    assert_parse_error("tru", "JSON parse error, invalid keyword 'tru'");
+    /* Past int64 a number is a double, never json-glib's wrapped integer. */
+    assert_roundtrip("[9223372036854775807, -9223372036854775808]",
+                     "[9223372036854775807, -9223372036854775808]");
+    assert_roundtrip("[18446744073709551615, -9223372036854775809]",
+                     "[1.8446744073709552e+19, -9.2233720368547758e+18]");
+
+    /* json-glib leniencies QEMU rejects; harmless for QMP, pinned so a change shows. */
+    assert_roundtrip("{\"a\": 1, \"a\": 2}", "{\"a\": 2}");
+    assert_roundtrip("\"\\x\"", "\"x\"");
+    assert_roundtrip("01", "1");
+
+    /* Errors the stream splitter finds itself: exact texts. */
+    assert_parse_error("", "JSON parse error, expecting value");
+    assert_parse_error("  \n ", "JSON parse error, expecting value");
     assert_parse_error("@", "JSON parse error, stray '@'");
-    assert_parse_error("\"\\x\"", "JSON parse error, invalid escape sequence in string");
-    assert_parse_error("\"\\ud800\"", "JSON parse error, \\ud800 is not a valid Unicode character");
-    assert_parse_error("\"\xc3\x28\"", "JSON parse error, invalid UTF-8 sequence in string");
+    assert_parse_error("]", "JSON parse error, stray ']'");
+    assert_parse_error(", 1", "JSON parse error, stray ','");
+    assert_parse_error("{\"a\": \xff}", "JSON parse error, stray byte 0xff");
+    assert_parse_error("[1 /* no comments */]", "JSON parse error, stray '/'");
     assert_parse_error("{\"a\": 1", "JSON parse error, premature EOI");
-    assert_parse_error("]", "JSON parse error, expecting value");
-    assert_parse_error("01", "JSON parse error, stray '01'");
+    assert_parse_error("[\"abc", "JSON parse error, unterminated string");
+    assert_parse_error("\"a\tb\"", "JSON parse error, control character in string");
+
+    /* Errors json-glib finds: its text after our prefix, on one line. */
+    assert_glib_parse_error("[1,]", "`,'");
+    assert_glib_parse_error("{\"a\" 1}", "expected character `:'");
+    assert_glib_parse_error("{1: 2}", "expected string constant");
+    assert_glib_parse_error("{\"a\": }", "`}'");
+    assert_glib_parse_error("{\"a\": 1 \"b\": 2}", "expected character `,'");
+    assert_glib_parse_error("[1 2]", "expected character `,'");
+    assert_glib_parse_error("tru", "`tru'");
+    assert_glib_parse_error("[nul]", "`nul'");
+    assert_glib_parse_error("\"\\ud800\"", "string");
+    assert_glib_parse_error("\"\xc3\x28\"", "UTF-8");
+    assert_glib_parse_error("{'execute': 'query-status' ]", "expected");
 }
 
 typedef struct StreamResult {
@@ -323,37 +362,156 @@ static void stream_collect(void *opaque, JsonNode *value, GError *err)
     }
 }
 
-static void test_json_stream_resync(void)
+/* Feed @input in pieces of @chunk bytes (0: all at once); check what came out. */
+static void assert_stream(const char *input, size_t len, size_t chunk,
+                          const char *const *expected, size_t n_expected)
 {
     StreamResult r = { g_ptr_array_new_with_free_func(g_free) };
     QmpJsonParser *p = qmp_json_parser_new(stream_collect, &r);
+
+    chunk = chunk ? chunk : len;
+    for (size_t off = 0; off < len; off += chunk) {
+        qmp_json_parser_feed(p, input + off, MIN(chunk, len - off));
+    }
+    for (size_t i = 0; i < MIN(r.items->len, n_expected); i++) {
+        const char *got = g_ptr_array_index(r.items, i);
+        /* A json-glib text is matched by prefix: "E:JSON parse error, *". */
+        if (g_str_has_suffix(expected[i], "*")) {
+            g_assert_cmpint(strncmp(got, expected[i], strlen(expected[i]) - 1), ==, 0);
+        } else {
+            g_assert_cmpstr(got, ==, expected[i]);
+        }
+    }
+    g_assert_cmpuint(r.items->len, ==, n_expected);
+    qmp_json_parser_free(p);
+    g_ptr_array_free(r.items, TRUE);
+}
+
+static void test_json_stream_resync(void)
+{
     const char *input =
         "{\"execute\": @ bad stuff\n"
         "{\"execute\": \"a\"}{\"execute\"\n: \"b\"}  42 \"s\"\n"
         "{\"x\": \"unterminated\n"
-        "[1, 2]\xff{\"y\": 1}";
-
-    /* Feed byte by byte: the result must not depend on chunking. */
-    for (const char *c = input; *c; c++) {
-        qmp_json_parser_feed(p, c, 1);
-    }
+        "[1, 2]\xff{\"y\": 1}"
+        "{'execute': 'c', 'arguments': {'s': 'it\\'s \"q\"'}}\n"
+        "{\"execute\": foo} 42 {\"k\": 1}\n"   /* 42 is skipped, the next object read */
+        "{\"a\": [1}]]]{\"z\": 2}\n";           /* one error, resync at a top-level '{' */
     const char *expected[] = {
         "E:JSON parse error, stray '@'",
         "V:{\"execute\": \"a\"}",
         "V:{\"execute\": \"b\"}",
         "V:42",
         "V:\"s\"",
-        "E:JSON parse error, stray '\"unterminated\n'",
+        "E:JSON parse error, unterminated string",
         "V:[1, 2]",
-        "E:JSON parse error, stray '\xff'",
+        "E:JSON parse error, stray byte 0xff",
         "V:{\"y\": 1}",
+        "V:{\"execute\": \"c\", \"arguments\": {\"s\": \"it's \\\"q\\\"\"}}",
+        "E:JSON parse error, *",
+        "V:{\"k\": 1}",
+        "E:JSON parse error, *",
+        "V:{\"z\": 2}",
     };
-    g_assert_cmpuint(r.items->len, ==, G_N_ELEMENTS(expected));
-    for (size_t i = 0; i < G_N_ELEMENTS(expected); i++) {
-        g_assert_cmpstr(g_ptr_array_index(r.items, i), ==, expected[i]);
-    }
+
+    /* Byte by byte, in odd pieces and all at once: chunking must not matter. */
+    assert_stream(input, strlen(input), 1, expected, G_N_ELEMENTS(expected));
+    assert_stream(input, strlen(input), 7, expected, G_N_ELEMENTS(expected));
+    assert_stream(input, strlen(input), 0, expected, G_N_ELEMENTS(expected));
+}
+
+static void test_json_stream_split(void)
+{
+    StreamResult r = { g_ptr_array_new_with_free_func(g_free) };
+    QmpJsonParser *p = qmp_json_parser_new(stream_collect, &r);
+
+    /* A value split across feeds comes out once, when it is complete. */
+    qmp_json_parser_feed(p, "{\"execute\": \"qu", 15);
+    qmp_json_parser_feed(p, "ery-kvm\", 'id': '", 17);
+    g_assert_cmpuint(r.items->len, ==, 0);
+    qmp_json_parser_feed(p, "x\\'y'}", 6);
+    g_assert_cmpuint(r.items->len, ==, 1);
+    g_assert_cmpstr(g_ptr_array_index(r.items, 0), ==,
+                    "V:{\"execute\": \"query-kvm\", \"id\": \"x'y\"}");
+
+    /* A bare number needs the byte after it to end. */
+    qmp_json_parser_feed(p, "1", 1);
+    qmp_json_parser_feed(p, "7", 1);
+    g_assert_cmpuint(r.items->len, ==, 1);
+    qmp_json_parser_feed(p, "\n", 1);
+    g_assert_cmpstr(g_ptr_array_index(r.items, 1), ==, "V:17");
+
+    /* reset drops a partial value (the peer went away). */
+    qmp_json_parser_feed(p, "{\"a\": [", 7);
+    qmp_json_parser_reset(p);
+    qmp_json_parser_feed(p, "{\"b\": 1}", 8);
+    g_assert_cmpuint(r.items->len, ==, 3);
+    g_assert_cmpstr(g_ptr_array_index(r.items, 2), ==, "V:{\"b\": 1}");
+
     qmp_json_parser_free(p);
     g_ptr_array_free(r.items, TRUE);
+}
+
+static void test_json_stream_limits(void)
+{
+    g_autoptr(GString) in = g_string_new(NULL);
+    const char *deep_ok[] = { "V:[[1]]", "V:{\"ok\": 1}" };
+    const char *deep_bad[] = {
+        "E:JSON parse error, nesting deeper than 1024 levels",
+        "V:{\"ok\": 1}",
+        "E:JSON parse error, nesting deeper than 1024 levels",
+        "V:{\"ok\": 2}",
+    };
+    const char *big[] = { "E:JSON parse error, value larger than 64 MiB", "V:{\"ok\": 1}" };
+    g_autofree char *nested = NULL;
+
+    /* 1024 levels are fine. */
+    for (int i = 0; i < 1024; i++) {
+        g_string_append_c(in, '[');
+    }
+    for (int i = 0; i < 1024; i++) {
+        g_string_append_c(in, ']');
+    }
+    {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonNode) node = qmp_json_parse_string(in->str, &err);
+        g_assert_no_error(err);
+        g_assert_true(JSON_NODE_HOLDS_ARRAY(node));
+    }
+    assert_stream("[[1]]{\"ok\": 1}", 14, 1, deep_ok, G_N_ELEMENTS(deep_ok));
+
+    /*
+     * 1025 are not. The rest of the broken value is followed, not kept, so
+     * a '{' after it on the same line recovers, and so does a line end.
+     */
+    g_string_truncate(in, 0);
+    for (int i = 0; i < 1025; i++) {
+        g_string_append(in, "{\"a\": ");
+    }
+    g_string_append(in, "1");
+    for (int i = 0; i < 1025; i++) {
+        g_string_append_c(in, '}');
+    }
+    nested = g_strdup(in->str);
+    g_string_append(in, "{\"ok\": 1}");
+    for (int i = 0; i < 1025; i++) {
+        g_string_append_c(in, '[');     /* never closed: the line end recovers */
+    }
+    g_string_append(in, "\n{\"ok\": 2}");
+    assert_stream(in->str, in->len, 0, deep_bad, G_N_ELEMENTS(deep_bad));
+    {
+        g_autoptr(GError) err = NULL;
+        g_assert_null(qmp_json_parse_string(nested, &err));
+        g_assert_cmpstr(err->message, ==, "JSON parse error, nesting deeper than 1024 levels");
+    }
+
+    /* A value past 64 MiB is refused, and the stream carries on after it. */
+    g_string_truncate(in, 0);
+    g_string_append(in, "[\"");
+    g_string_set_size(in, 2 + (64u << 20) + 16);
+    memset(in->str + 2, 'a', (64u << 20) + 16);
+    g_string_append(in, "\"]{\"ok\": 1}");
+    assert_stream(in->str, in->len, 1u << 20, big, G_N_ELEMENTS(big));
 }
 
 static void test_json_write(void)
@@ -635,10 +793,16 @@ static void test_qmp_protocol(void)
                  "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'i' is "
                  "missing\"}}");
 
-    /* A parse error, then the same connection keeps working. */
-    assert_reply(&c, "{\"execute\": foo}\n",
-                 "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, "
-                 "invalid keyword 'foo'\"}}");
+    /* A parse error (json-glib's text after our prefix), then the connection works. */
+    {
+        g_autofree char *line = NULL;
+
+        qmp_client_send(&c, "{\"execute\": foo}\n");
+        line = qmp_client_read_line(&c);
+        g_assert_true(g_str_has_prefix(line, "{\"error\": {\"class\": \"GenericError\", "
+                                       "\"desc\": \"JSON parse error, "));
+        g_assert_nonnull(strstr(line, "foo"));
+    }
     assert_reply(&c, "{'execute': 'query-kvm'}",
                  "{\"return\": {\"enabled\": true, \"present\": true}}");
 
@@ -699,6 +863,8 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/dispatch/core-commands", test_core_commands);
     g_test_add_func("/qmp/json/parse", test_json_parse);
     g_test_add_func("/qmp/json/stream-resync", test_json_stream_resync);
+    g_test_add_func("/qmp/json/stream-split", test_json_stream_split);
+    g_test_add_func("/qmp/json/stream-limits", test_json_stream_limits);
     g_test_add_func("/qmp/json/write", test_json_write);
     g_test_add_func("/qmp/event/format", test_event_format);
     g_test_add_func("/hmp/commands", test_hmp_commands);
