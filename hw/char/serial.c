@@ -104,8 +104,13 @@ static uint64_t serial_read(void *opaque, uint64_t offset, unsigned size)
         if (s->lcr & LCR_DLAB) {
             v = s->divider & 0xff;
         } else {
+            bool was_full = s->rx_count >= serial_rx_capacity(s);
             v = serial_rx_pop(s);
             serial_update_lsr(s);
+            if (was_full && s->chr) {
+                /* The backend held input back while the FIFO was full. */
+                chardev_accept_input(s->chr);
+            }
         }
         break;
     case UART_IER:

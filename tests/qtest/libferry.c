@@ -799,6 +799,12 @@ static void serial_stop(FerryVM *vm)
     vm->serial_thread = NULL;
 }
 
+void ferry_serial_write(FerryVM *vm, const char *text)
+{
+    g_assert(vm->serial_mode == SERIAL_SOCKET && vm->serial_fd >= 0);
+    write_all_fd(vm->serial_fd, text, strlen(text));
+}
+
 char *ferry_serial_text(FerryVM *vm)
 {
     char *text;

@@ -243,6 +243,8 @@ void ferry_outb(FerryVM *vm, uint16_t port, uint8_t val);
 
 /* Everything received so far. */
 char *ferry_serial_text(FerryVM *vm);
+/* Type @text into the guest's serial port (socket mode only). */
+void ferry_serial_write(FerryVM *vm, const char *text);
 /* Move the mark to the end of what has arrived; returns the new offset. */
 size_t ferry_serial_mark(FerryVM *vm);
 

@@ -1,0 +1,56 @@
+/*
+ * Helpers for tests that boot the project's test kernel: start it, read
+ * its boot token and heartbeats. Line formats: docs/devel/test-kernel.md.
+ */
+#ifndef TESTS_QTEST_TESTKERNEL_H
+#define TESTS_QTEST_TESTKERNEL_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "libferry.h"
+
+typedef struct Heartbeat {
+    char token[17];
+    guint64 ticks;
+    guint64 pass;
+    guint64 writes;
+} Heartbeat;
+
+static inline void heartbeat_parse(const char *line, Heartbeat *hb)
+{
+    const char *p = strstr(line, "HB token=");
+    g_assert_nonnull(p);
+    memset(hb, 0, sizeof(*hb));
+    int n = sscanf(p, "HB token=%16s ticks=%" G_GUINT64_FORMAT " pass=%" G_GUINT64_FORMAT
+                   " writes=%" G_GUINT64_FORMAT, hb->token, &hb->ticks, &hb->pass, &hb->writes);
+    g_assert_cmpint(n, ==, 4);
+}
+
+/* Wait for the next heartbeat after everything seen so far. */
+static inline void heartbeat_next(FerryVM *vm, Heartbeat *hb)
+{
+    ferry_serial_mark(vm);
+    g_autofree char *line = ferry_serial_wait(vm, "HB token=", 20000);
+    heartbeat_parse(line, hb);
+}
+
+/* Start the test kernel; returns once it printed its boot token (copied to @token). */
+static inline FerryVM *testkernel_start(const char *kernel, const char *extra, int smp,
+                                        const char *append, char token[17])
+{
+    FerryVM *vm = ferry_vm_start("-m 512 -smp %d -kernel %s -append '%s' %s", smp, kernel,
+                                 append, extra ? extra : "");
+    g_autofree char *boot = ferry_serial_wait(vm, "FERRY-TESTKERNEL boot token=", 30000);
+    const char *t = strstr(boot, "token=") + strlen("token=");
+    g_assert_cmpuint(strlen(t), >=, 16);
+    memcpy(token, t, 16);
+    token[16] = '\0';
+    return vm;
+}
+
+#define NEED_TESTKERNEL(var) \
+    FERRY_REQUIRE_KVM(); \
+    FERRY_REQUIRE_GUEST(var, "kernel")
+
+#endif
