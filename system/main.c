@@ -15,6 +15,7 @@
 #include "ferry-config.h"
 #include "accel/kvm.h"
 #include "chardev/char.h"
+#include "hw/virtio/virtio-devices.h"
 #include "hw/x86/pc.h"
 #include "system/cmdline.h"
 #include "system/cpus.h"
@@ -341,14 +342,6 @@ int main(int argc, char **argv)
         die("-incoming %s: incoming migration is not available in this build yet",
             cfg->incoming);
     }
-    if (cfg->devices->len) {
-        OptList *d = g_ptr_array_index(cfg->devices, 0);
-        die("-device %s: device is not supported yet", opts_get(d, "driver"));
-    }
-    if (cfg->netdevs->len) {
-        OptList *d = g_ptr_array_index(cfg->netdevs, 0);
-        die("-netdev %s: network backends are not supported yet", opts_get(d, "type"));
-    }
     if (cfg->daemonize && (cfg->nographic || stdio_is_claimed(cfg))) {
         die("-daemonize: cannot be used with -nographic or stdio character devices");
     }
@@ -384,10 +377,23 @@ int main(int argc, char **argv)
     }
     setup_accelerator(cfg);
 
+    /* Devices first: Linux learns of virtio-mmio devices from its command line. */
+    g_autoptr(GString) devices_cmdline = g_string_new(NULL);
+    if (!virtio_devices_create(cfg, devices_cmdline, &err)) {
+        die("%s", err->message);
+    }
+    g_autofree char *append = NULL;
+    if (cfg->kernel && devices_cmdline->len) {
+        append = g_strdup_printf("%s%s%s", cfg->append ? cfg->append : "",
+                                 cfg->append && *cfg->append ? " " : "", devices_cmdline->str);
+    } else {
+        append = g_strdup(cfg->append);
+    }
+
     mc.smp = cfg->smp;
     mc.kernel = cfg->kernel;
     mc.initrd = cfg->initrd;
-    mc.append = cfg->append;
+    mc.append = append;
     mc.ram = memory_backend_create_machine_ram(cfg, &err);
     if (!mc.ram) {
         die("%s", err->message);

@@ -9,6 +9,8 @@
 
 #include "accel/kvm.h"
 #include "hw/char/serial.h"
+#include "hw/virtio/virtio-devices.h"
+#include "hw/x86/acpi-build.h"
 #include "hw/x86/boot.h"
 #include "hw/x86/e820.h"
 #include "hw/x86/mptable.h"
@@ -69,7 +71,7 @@ static bool pc_map_ram(RAMBlock *ram, GError **errp)
     }
     e820_add(0, 0x9fc00, E820_RAM);
     e820_add(0x9fc00, 0x400, E820_RESERVED);        /* EBDA: the MP table */
-    e820_add(0xf0000, 0x10000, E820_RESERVED);      /* legacy BIOS area */
+    e820_add(ACPI_TABLES_ADDR, 0x100000 - ACPI_TABLES_ADDR, E820_RESERVED); /* ACPI, BIOS area */
     if (low > 0x100000) {
         e820_add(0x100000, low - 0x100000, E820_RAM);
     }
@@ -98,6 +100,10 @@ static void pc_stage_tables(PCMachine *pcm)
     gsize len;
     const void *data = g_bytes_get_data(mp, &len);
     x86_boot_add_blob(pcm->boot, MPTABLE_ADDR, data, len);
+
+    g_autoptr(GBytes) acpi = acpi_build_tables(pcm->smp);
+    data = g_bytes_get_data(acpi, &len);
+    x86_boot_add_blob(pcm->boot, ACPI_TABLES_ADDR, data, len);
 
     /* BIOS data area: the EBDA segment, where guests start their MP scan. */
     uint16_t ebda_seg = MPTABLE_ADDR >> 4;
@@ -190,6 +196,7 @@ void machine_reset(void)
         }
     }
     pc_pm_reset();
+    virtio_devices_reset();
     for (int i = 0; i < cpus_count(); i++) {
         kvm_cpu_reset(kvm_cpu(i));
     }

@@ -26,7 +26,8 @@ static uint64_t pc_pm_read(void *opaque, uint64_t offset, unsigned size)
     regs[1] = pm.pm1_sts >> 8;
     regs[2] = pm.pm1_en & 0xff;
     regs[3] = pm.pm1_en >> 8;
-    regs[4] = pm.pm1_cnt & 0xff;
+    /* No SMI_CMD: the machine is always in ACPI mode, SCI_EN reads set. */
+    regs[4] = (pm.pm1_cnt | PM1_CNT_SCI_EN) & 0xff;
     regs[5] = pm.pm1_cnt >> 8;
     for (unsigned i = 0; i < size && offset + i < sizeof(regs); i++) {
         v |= (uint64_t)regs[offset + i] << (8 * i);
@@ -61,6 +62,18 @@ static void pc_pm_write(void *opaque, uint64_t offset, uint64_t value, unsigned 
     }
     pc_pm_update_sci();
 }
+
+/* The ACPI PM timer counts at 3.579545 MHz from machine start, 24 bits wide. */
+static uint64_t pc_pm_timer_read(void *opaque, uint64_t offset, unsigned size)
+{
+    gint64 ns = g_get_monotonic_time() * 1000;
+    uint64_t ticks = (uint64_t)((__int128)ns * 3579545 / 1000000000);
+    return (ticks & 0xffffff) >> (8 * offset);
+}
+
+static const IoRegionOps pc_pm_timer_ops = {
+    .read = pc_pm_timer_read,
+};
 
 static const IoRegionOps pc_pm_ops = {
     .read = pc_pm_read,
@@ -126,6 +139,7 @@ static const IoRegionOps pc_port92_ops = {
 void pc_pm_init(void)
 {
     io_region_register(IO_SPACE_PIO, PM_BASE, 6, "acpi-pm1a", &pc_pm_ops, NULL);
+    io_region_register(IO_SPACE_PIO, PM_TMR_PORT, 4, "acpi-pm-timer", &pc_pm_timer_ops, NULL);
     io_region_register(IO_SPACE_PIO, 0xcf9, 1, "reset-control", &pc_reset_cf9_ops, NULL);
     io_region_register(IO_SPACE_PIO, 0x60, 5, "i8042", &pc_i8042_ops, NULL);
     io_region_register(IO_SPACE_PIO, 0x92, 1, "port92", &pc_port92_ops, NULL);

@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <string.h>
 
+#include "hw/x86/acpi-build.h"
 #include "hw/x86/boot.h"
 #include "hw/x86/e820.h"
 
@@ -203,6 +204,7 @@ bool x86_boot_load_pvh(X86Boot *boot, const guint8 *elf, size_t len, const char 
         .cmdline_paddr = X86_BOOT_CMDLINE_ADDR,
         .memmap_paddr = PVH_MEMMAP_ADDR,
         .memmap_entries = e820_count(),
+        .rsdp_paddr = ACPI_TABLES_ADDR,
     };
 
     size_t cmdlen = strlen(cmdline ? cmdline : "") + 1;

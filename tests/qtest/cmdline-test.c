@@ -75,6 +75,16 @@ static const BadOption bad_options[] = {
     { "-display gtk", "-display gtk: Display 'gtk' is not available" },
     { "-append console=ttyS0", "-append only makes sense with -kernel" },
     { "-nographic -daemonize", "-daemonize: cannot be used with -nographic" },
+    { "-device foo", "-device foo: 'foo' is not a valid device model name" },
+    { "-device virtio-blk-device,drive=nope", "drive 'nope' not found" },
+    { "-device virtio-blk-device,drive=d0,bogus=1", "Invalid parameter 'bogus'" },
+    { "-drive if=none,id=d0,file=/dev/null,format=raw -device virtio-blk-device,drive=d0 "
+      "-device virtio-blk-device,drive=d0", "drive 'd0' is already in use" },
+    { "-netdev tap,id=x", "-netdev tap,id=x: network backend 'tap' is not supported" },
+    { "-netdev user", "-netdev user: Parameter 'id' is missing" },
+    { "-device virtio-net-device,netdev=n9", "netdev 'n9' not found" },
+    { "-netdev user,id=n0 -device virtio-net-device,netdev=n0,mac=01:00:00:00:00:01",
+      "is a multicast address" },
 };
 
 static void test_bad_option(gconstpointer data)

@@ -12,6 +12,8 @@
 #define PM1_CNT_SLP_EN      (1u << 13)
 #define PM1_CNT_SLP_TYP_SHIFT 10
 #define PM_SCI_IRQ          9
+#define PM_TMR_PORT         0x608   /* ACPI PM timer, 3.579545 MHz, 24 bits */
+#define PM1_CNT_SCI_EN      (1u << 0)
 
 typedef struct PCPMState {
     uint16_t pm1_sts;

@@ -3,6 +3,7 @@
  * the BSP's timer tick polls.
  */
 #include "kernel.h"
+#include "virtio-test.h"
 
 #define PM1A_STATUS     0x600
 #define PM1A_ENABLE     0x602
@@ -137,6 +138,8 @@ static void run_command(void)
 {
     static const char cmd_poweroff[] = "poweroff";
     static const char cmd_reboot[] = "reboot";
+    static const char cmd_disk[] = "disktest";
+    static const char cmd_net[] = "nettest";
 
     if (command_len == sizeof(cmd_poweroff) - 1 &&
         !memcmp(command, cmd_poweroff, command_len)) {
@@ -145,6 +148,12 @@ static void run_command(void)
     if (command_len == sizeof(cmd_reboot) - 1 &&
         !memcmp(command, cmd_reboot, command_len)) {
         reboot();
+    }
+    if (command_len == sizeof(cmd_disk) - 1 && !memcmp(command, cmd_disk, command_len)) {
+        virtio_test_disk();
+    }
+    if (command_len == sizeof(cmd_net) - 1 && !memcmp(command, cmd_net, command_len)) {
+        virtio_test_net();
     }
 }
 

@@ -1,0 +1,183 @@
+/*
+ * virtio-net: frames from the transmit queue go to the slirp stack; frames
+ * from slirp go into receive buffers, or wait in a small ring until the
+ * guest posts some, or are dropped (TCP retransmits).
+ *
+ * Without VIRTIO_NET_F_MRG_RXBUF every frame uses one receive chain and
+ * num_buffers is 1. No checksum or segmentation offloads are offered, so
+ * the header is all zeroes otherwise and frames travel complete.
+ */
+#include <string.h>
+
+#include "hw/virtio/virtio-mmio.h"
+#include "hw/virtio/virtio-net.h"
+
+/* Put one frame in the next receive buffer. Returns false if there is none. */
+static bool virtio_net_deliver(VirtioNet *n, const uint8_t *buf, size_t len)
+{
+    VirtioDevice *vdev = &n->vdev;
+    VirtQueue *vq = &vdev->vq[VIRTIO_NET_RX_QUEUE];
+    g_autoptr(GError) err = NULL;
+    VirtQueueElement *elem;
+
+    if (!virtio_mmio_queue_usable(vdev, VIRTIO_NET_RX_QUEUE)) {
+        return false;
+    }
+    VirtQueuePopResult r = virtqueue_pop(vq, &elem, &err);
+    if (r == VIRTQUEUE_POP_ERROR) {
+        virtio_mmio_set_broken(vdev, err->message);
+        return false;
+    }
+    if (r == VIRTQUEUE_POP_EMPTY) {
+        return false;
+    }
+    if (elem->in_len < VIRTIO_NET_HDR_SIZE + len) {
+        /* Too small for this frame: give the buffer back empty, lose the frame. */
+        n->rx_dropped++;
+        virtqueue_push(vq, elem, 0);
+    } else {
+        uint8_t hdr[VIRTIO_NET_HDR_SIZE] = { 0 };
+        hdr[VIRTIO_NET_HDR_NUM_BUFFERS_OFF] = 1;
+        virtqueue_element_write(elem, 0, hdr, sizeof(hdr));
+        virtqueue_element_write(elem, VIRTIO_NET_HDR_SIZE, buf, len);
+        virtqueue_push(vq, elem, (uint32_t)(VIRTIO_NET_HDR_SIZE + len));
+    }
+    virtqueue_element_free(elem);
+    return true;
+}
+
+/* Move waiting frames into receive buffers while there are some. */
+static void virtio_net_flush_rx(VirtioNet *n)
+{
+    bool pushed = false;
+
+    while (n->rx_count) {
+        uint32_t slot = n->rx_head;
+        if (!virtio_net_deliver(n, n->rx_data[slot], n->rx_len[slot])) {
+            break;
+        }
+        n->rx_head = (n->rx_head + 1) % VIRTIO_NET_RX_PENDING;
+        n->rx_count--;
+        pushed = true;
+    }
+    if (pushed) {
+        virtio_mmio_notify_queue(&n->vdev, VIRTIO_NET_RX_QUEUE);
+    }
+}
+
+/* A frame from slirp (main thread, or a vCPU thread inside our own transmit). */
+static void virtio_net_receive(void *opaque, const uint8_t *buf, size_t len)
+{
+    VirtioNet *n = opaque;
+
+    if (len > VIRTIO_NET_MAX_FRAME) {
+        n->rx_dropped++;
+        return;
+    }
+    /* Keep order: frames already waiting go first. */
+    if (n->rx_count == 0 && virtio_net_deliver(n, buf, len)) {
+        virtio_mmio_notify_queue(&n->vdev, VIRTIO_NET_RX_QUEUE);
+        return;
+    }
+    if (n->rx_count == VIRTIO_NET_RX_PENDING) {
+        n->rx_dropped++;
+        return;
+    }
+    uint32_t slot = (n->rx_head + n->rx_count) % VIRTIO_NET_RX_PENDING;
+    memcpy(n->rx_data[slot], buf, len);
+    n->rx_len[slot] = (uint32_t)len;
+    n->rx_count++;
+}
+
+static void virtio_net_transmit(VirtioNet *n)
+{
+    VirtioDevice *vdev = &n->vdev;
+    VirtQueue *vq = &vdev->vq[VIRTIO_NET_TX_QUEUE];
+    bool pushed = false;
+
+    for (;;) {
+        g_autoptr(GError) err = NULL;
+        VirtQueueElement *elem;
+        VirtQueuePopResult r = virtqueue_pop(vq, &elem, &err);
+
+        if (r == VIRTQUEUE_POP_EMPTY) {
+            break;
+        }
+        if (r == VIRTQUEUE_POP_ERROR) {
+            virtio_mmio_set_broken(vdev, err->message);
+            break;
+        }
+        uint64_t len = elem->out_len >= VIRTIO_NET_HDR_SIZE
+                       ? elem->out_len - VIRTIO_NET_HDR_SIZE : 0;
+        bool ok = elem->out_len >= VIRTIO_NET_HDR_SIZE && len > 0 &&
+                  len <= VIRTIO_NET_MAX_TX_FRAME;
+        if (ok) {
+            virtqueue_element_read(elem, VIRTIO_NET_HDR_SIZE, n->tx_buf, len);
+        } else {
+            n->tx_dropped++;
+        }
+        virtqueue_push(vq, elem, 0);
+        virtqueue_element_free(elem);
+        pushed = true;
+        if (ok && n->peer) {
+            /* May deliver a reply into the receive queue before returning. */
+            net_slirp_send(n->peer, n->tx_buf, len);
+        }
+        if (vdev->broken) {
+            break;
+        }
+    }
+    if (pushed) {
+        virtio_mmio_notify_queue(vdev, VIRTIO_NET_TX_QUEUE);
+    }
+}
+
+static void virtio_net_queue_notify(VirtioDevice *vdev, unsigned index)
+{
+    VirtioNet *n = (VirtioNet *)vdev;
+
+    if (index == VIRTIO_NET_RX_QUEUE) {
+        virtio_net_flush_rx(n);
+    } else if (index == VIRTIO_NET_TX_QUEUE) {
+        virtio_net_transmit(n);
+    }
+}
+
+static void virtio_net_reset(VirtioDevice *vdev)
+{
+    VirtioNet *n = (VirtioNet *)vdev;
+
+    n->rx_head = 0;
+    n->rx_count = 0;
+}
+
+static const VirtioDeviceOps virtio_net_ops = {
+    .name = "virtio-net",
+    .queue_notify = virtio_net_queue_notify,
+    .reset = virtio_net_reset,
+};
+
+VirtioNet *virtio_net_new(unsigned index, const uint8_t mac[6], NetSlirp *peer, GError **errp)
+{
+    VirtioNet *n = g_new0(VirtioNet, 1);
+
+    if (peer && !net_slirp_attach(peer, virtio_net_receive, n, errp)) {
+        g_free(n);
+        return NULL;
+    }
+    n->peer = peer;
+    memcpy(n->mac, mac, sizeof(n->mac));
+    n->tx_buf = g_malloc(VIRTIO_NET_MAX_TX_FRAME);
+
+    VirtioDevice *vdev = &n->vdev;
+    vdev->ops = &virtio_net_ops;
+    vdev->device_id = VIRTIO_ID_NET;
+    vdev->num_queues = 2;
+    vdev->host_features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS);
+    vdev->config_len = VIRTIO_NET_CFG_SIZE;
+    memcpy(vdev->config + VIRTIO_NET_CFG_MAC, mac, 6);
+    vdev->config[VIRTIO_NET_CFG_STATUS] = VIRTIO_NET_S_LINK_UP;
+    vdev->config[VIRTIO_NET_CFG_MAX_VQ_PAIRS] = 1;
+    virtio_mmio_init(vdev, index);
+    return n;
+}
