@@ -149,6 +149,66 @@ fail:
     return false;
 }
 
+#define KVM_MAX_TRACKED_SLOTS 32
+
+static KVMSlot kvm_slots[KVM_MAX_TRACKED_SLOTS];
+static int kvm_nr_slots;
+
+int kvm_slot_count(void)
+{
+    return kvm_nr_slots;
+}
+
+const KVMSlot *kvm_slot_get(int index)
+{
+    return index >= 0 && index < kvm_nr_slots ? &kvm_slots[index] : NULL;
+}
+
+static bool kvm_slot_commit(KVMSlot *s, GError **errp)
+{
+    struct kvm_userspace_memory_region region = {
+        .slot = (uint32_t)s->slot,
+        .flags = s->flags,
+        .guest_phys_addr = s->gpa,
+        .memory_size = s->size,
+        .userspace_addr = (uintptr_t)s->host,
+    };
+    if (ioctl(kvm_state->vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "KVM_SET_USER_MEMORY_REGION (slot %d, gpa 0x%" G_GINT64_MODIFIER "x): %s",
+                    s->slot, s->gpa, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp)
+{
+    KVMSlot *s = &kvm_slots[index];
+    uint32_t old = s->flags;
+    s->flags = on ? (old | KVM_MEM_LOG_DIRTY_PAGES) : (old & ~KVM_MEM_LOG_DIRTY_PAGES);
+    if (s->flags == old) {
+        return true;
+    }
+    if (!kvm_slot_commit(s, errp)) {
+        s->flags = old;
+        return false;
+    }
+    return true;
+}
+
+bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
+{
+    struct kvm_dirty_log log = { .slot = (uint32_t)kvm_slots[index].slot };
+    log.dirty_bitmap = bitmap;
+    if (ioctl(kvm_state->vmfd, KVM_GET_DIRTY_LOG, &log) < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "KVM_GET_DIRTY_LOG (slot %d): %s", kvm_slots[index].slot, g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp)
 {
     static int next_slot;
@@ -168,6 +228,11 @@ int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp)
                     "KVM_SET_USER_MEMORY_REGION (gpa 0x%" G_GINT64_MODIFIER "x, "
                     "size 0x%" G_GINT64_MODIFIER "x): %s", gpa, size, g_strerror(errno));
         return -1;
+    }
+    if (kvm_nr_slots < KVM_MAX_TRACKED_SLOTS) {
+        kvm_slots[kvm_nr_slots++] = (KVMSlot) {
+            .slot = next_slot, .gpa = gpa, .size = size, .host = host, .flags = 0,
+        };
     }
     return next_slot++;
 }

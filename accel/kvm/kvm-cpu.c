@@ -110,9 +110,11 @@ static bool kvm_cpu_handle_exit(CPUState *cpu)
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         kvm_cpu_handle_io(cpu);
+        cpu->exit_needs_completion = true;
         return true;
     case KVM_EXIT_MMIO:
         kvm_cpu_handle_mmio(cpu);
+        cpu->exit_needs_completion = true;
         return true;
     case KVM_EXIT_HLT:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -161,6 +163,20 @@ static gpointer kvm_cpu_thread(gpointer opaque)
     cpu->thread_started = true;
     for (;;) {
         while (all_stop || cpu->self_stop || cpu->exit_thread) {
+            if (cpu->exit_needs_completion && !cpu->exit_thread) {
+                /*
+                 * An IN or MMIO read is only finished when KVM writes the
+                 * result into the registers on the next KVM_RUN; do that now
+                 * (immediate_exit returns before guest code runs), so the
+                 * state a parked vCPU reports is complete.
+                 */
+                cpu->exit_needs_completion = false;
+                cpu->run->immediate_exit = 1;
+                bql_unlock();
+                ioctl(cpu->fd, KVM_RUN, 0);
+                bql_lock();
+                continue;
+            }
             if (!cpu->stopped) {
                 cpu->stopped = true;
                 g_cond_broadcast(&pause_cond);
@@ -172,6 +188,7 @@ static gpointer kvm_cpu_thread(gpointer opaque)
             bql_cond_wait(&resume_cond);
         }
         cpu->stopped = false;
+        cpu->exit_needs_completion = false;
         cpu->run->immediate_exit = 0;
         bql_unlock();
 

@@ -34,6 +34,7 @@ typedef struct CPUState {
     bool stopped;               /* parked outside KVM_RUN */
     bool self_stop;             /* stopped itself (triple fault, error) */
     bool exit_thread;
+    bool exit_needs_completion; /* last exit was I/O KVM finishes on the next KVM_RUN */
     /* Power-on state captured at creation, restored on reset. */
     struct kvm_lapic_state reset_lapic;
 } CPUState;
@@ -47,6 +48,24 @@ int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg);
 
 /* Map [gpa, gpa+size) to @host in a new KVM memory slot; returns the slot. */
 int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp);
+
+/* The memory slots, for dirty tracking. */
+typedef struct KVMSlot {
+    int slot;
+    uint64_t gpa;
+    uint64_t size;
+    void *host;
+    uint32_t flags;             /* KVM_MEM_LOG_DIRTY_PAGES when logging */
+} KVMSlot;
+int kvm_slot_count(void);
+const KVMSlot *kvm_slot_get(int index);
+/* Turn KVM's dirty log on or off for one slot. */
+bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp);
+/*
+ * Fetch and reset the slot's dirty log (KVM_GET_DIRTY_LOG): one bit per
+ * 4 KiB page, @bitmap holding at least DIV_ROUND_UP(size / 4096, 64) longs.
+ */
+bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp);
 
 /* Drive in-kernel irqchip input @irq (GSI) to @level. */
 void kvm_set_irq(int irq, int level);
