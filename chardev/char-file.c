@@ -15,10 +15,10 @@ typedef struct FileChardev {
 
 static const char *const file_keys[] = { "path", "append", NULL };
 
-static bool file_open(Chardev *chr, ChardevOpts *opts, GError **errp)
+static bool file_open(Chardev *chr, OptList *opts, GError **errp)
 {
     FileChardev *f = (FileChardev *)chr;
-    const char *path = chardev_opts_get(opts, "path");
+    const char *path = opts_get(opts, "path");
     bool append;
 
     if (!path) {
@@ -26,7 +26,7 @@ static bool file_open(Chardev *chr, ChardevOpts *opts, GError **errp)
                     "chardev: file: no filename given");
         return false;
     }
-    if (!chardev_opts_get_bool(opts, "append", false, &append, errp)) {
+    if (!chardev_opt_get_bool(opts, "append", false, &append, errp)) {
         return false;
     }
     f->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),

@@ -3,7 +3,7 @@
  */
 #include "chardev/chardev-internal.h"
 
-static bool null_open(Chardev *chr, ChardevOpts *opts, GError **errp)
+static bool null_open(Chardev *chr, OptList *opts, GError **errp)
 {
     return true;
 }

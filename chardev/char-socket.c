@@ -407,26 +407,26 @@ static void socket_free_config(SocketChardev *s)
     }
 }
 
-static bool socket_open(Chardev *chr, ChardevOpts *opts, GError **errp)
+static bool socket_open(Chardev *chr, OptList *opts, GError **errp)
 {
     SocketChardev *s = (SocketChardev *)chr;
-    const char *path = chardev_opts_get(opts, "path");
-    const char *host = chardev_opts_get(opts, "host");
-    const char *port = chardev_opts_get(opts, "port");
+    const char *path = opts_get(opts, "path");
+    const char *host = opts_get(opts, "host");
+    const char *port = opts_get(opts, "port");
     bool wait, delay, nodelay, ipv4, ipv6;
 
     s->fd = -1;
     s->listen_fd = -1;
-    if (!chardev_opts_get_bool(opts, "server", false, &s->is_server, errp) ||
-        !chardev_opts_get_bool(opts, "wait", s->is_server, &wait, errp) ||
-        !chardev_opts_get_bool(opts, "delay", true, &delay, errp) ||
-        !chardev_opts_get_bool(opts, "nodelay", !delay, &nodelay, errp) ||
-        !chardev_opts_get_bool(opts, "ipv4", false, &ipv4, errp) ||
-        !chardev_opts_get_bool(opts, "ipv6", false, &ipv6, errp)) {
+    if (!chardev_opt_get_bool(opts, "server", false, &s->is_server, errp) ||
+        !chardev_opt_get_bool(opts, "wait", s->is_server, &wait, errp) ||
+        !chardev_opt_get_bool(opts, "delay", true, &delay, errp) ||
+        !chardev_opt_get_bool(opts, "nodelay", !delay, &nodelay, errp) ||
+        !chardev_opt_get_bool(opts, "ipv4", false, &ipv4, errp) ||
+        !chardev_opt_get_bool(opts, "ipv6", false, &ipv6, errp)) {
         return false;
     }
     s->family = ipv4 && !ipv6 ? AF_INET : ipv6 && !ipv4 ? AF_INET6 : AF_UNSPEC;
-    if (chardev_opts_get(opts, "wait") && !s->is_server) {
+    if (opts_get(opts, "wait") && !s->is_server) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "'wait' option is incompatible with socket in client connect mode");
         return false;

@@ -106,7 +106,7 @@ static gboolean stdio_read_ready(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static bool stdio_open(Chardev *chr, ChardevOpts *opts, GError **errp)
+static bool stdio_open(Chardev *chr, OptList *opts, GError **errp)
 {
     bool allow_signals;
 
@@ -115,7 +115,7 @@ static bool stdio_open(Chardev *chr, ChardevOpts *opts, GError **errp)
                     "cannot use stdio by multiple character devices");
         return false;
     }
-    if (!chardev_opts_get_bool(opts, "signal", true, &allow_signals, errp)) {
+    if (!chardev_opt_get_bool(opts, "signal", true, &allow_signals, errp)) {
         return false;
     }
     stdio_in_use = true;

@@ -44,10 +44,10 @@ static const ChardevDriver *chardev_driver_find(const char *name)
     return NULL;
 }
 
-Chardev *chardev_new_from_parsed(ChardevOpts *opts, GError **errp)
+Chardev *chardev_new_from_parsed(OptList *opts, GError **errp)
 {
-    const char *backend = chardev_opts_get(opts, "backend");
-    const char *id = chardev_opts_get(opts, "id");
+    const char *backend = opts_get(opts, "backend");
+    const char *id = opts_get(opts, "id");
     const ChardevDriver *drv;
     Chardev *chr;
 
@@ -74,7 +74,7 @@ Chardev *chardev_new_from_parsed(ChardevOpts *opts, GError **errp)
     }
 
     /* Check unknown keys before the backend opens anything. */
-    const char *mux = chardev_opts_get(opts, "mux");
+    const char *mux = opts_get(opts, "mux");
     if (mux && strcmp(mux, "off") != 0) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "chardev: mux=on is not supported");
@@ -82,10 +82,10 @@ Chardev *chardev_new_from_parsed(ChardevOpts *opts, GError **errp)
     }
     if (drv->keys) {
         for (const char *const *k = drv->keys; *k; k++) {
-            (void)chardev_opts_get(opts, *k);
+            (void)opts_get(opts, *k);
         }
     }
-    if (!chardev_opts_check_unused(opts, errp)) {
+    if (!opts_check_all_used(opts, errp)) {
         return NULL;
     }
 
@@ -111,18 +111,33 @@ Chardev *chardev_new_from_parsed(ChardevOpts *opts, GError **errp)
     return chr;
 }
 
+bool chardev_opt_get_bool(OptList *opts, const char *key, bool def, bool *out,
+                          GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+
+    *out = opts_get_bool(opts, key, def, &err);
+    if (err) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "Parameter '%s' expects 'on' or 'off'", key);
+        return false;
+    }
+    return true;
+}
+
 Chardev *chardev_new_from_opts(const char *str, GError **errp)
 {
-    g_autoptr(ChardevOpts) opts = chardev_opts_new();
+    g_autoptr(OptList) opts = opts_parse_ext(str, "backend", OPTS_NO_PREFIX_IS_OFF,
+                                             errp);
 
-    if (!chardev_opts_parse(opts, str, true, errp)) {
+    if (!opts) {
         return NULL;
     }
     return chardev_new_from_parsed(opts, errp);
 }
 
 /* "HOST:PORT" or "[V6ADDR]:PORT"; an empty host means any address. */
-static bool chardev_legacy_split_hostport(const char *hp, ChardevOpts *opts,
+static bool chardev_legacy_split_hostport(const char *hp, OptList *opts,
                                           GError **errp)
 {
     const char *colon = strrchr(hp, ':');
@@ -139,14 +154,14 @@ static bool chardev_legacy_split_hostport(const char *hp, ChardevOpts *opts,
         g_free(host);
         host = inner;
     }
-    chardev_opts_set(opts, "host", host);
-    chardev_opts_set(opts, "port", colon + 1);
+    opts_set(opts, "host", host);
+    opts_set(opts, "port", colon + 1);
     return true;
 }
 
 Chardev *chardev_new_from_legacy(const char *spec, const char *id_hint, GError **errp)
 {
-    g_autoptr(ChardevOpts) opts = chardev_opts_new();
+    g_autoptr(OptList) opts = opts_new();
 
     if (!strcmp(spec, "none")) {
         return NULL;
@@ -160,12 +175,12 @@ Chardev *chardev_new_from_legacy(const char *spec, const char *id_hint, GError *
         return chr;
     }
 
-    chardev_opts_set(opts, "id", id_hint);
+    opts_set(opts, "id", id_hint);
     if (!strcmp(spec, "stdio") || !strcmp(spec, "null")) {
-        chardev_opts_set(opts, "backend", spec);
+        opts_set(opts, "backend", spec);
     } else if (g_str_has_prefix(spec, "file:")) {
-        chardev_opts_set(opts, "backend", "file");
-        chardev_opts_set(opts, "path", spec + strlen("file:"));
+        opts_set(opts, "backend", "file");
+        opts_set(opts, "path", spec + strlen("file:"));
     } else if (g_str_has_prefix(spec, "unix:") || g_str_has_prefix(spec, "tcp:")) {
         bool is_unix = spec[0] == 'u';
         const char *addr = strchr(spec, ':') + 1;
@@ -173,14 +188,20 @@ Chardev *chardev_new_from_legacy(const char *spec, const char *id_hint, GError *
         g_autofree char *target = comma ? g_strndup(addr, comma - addr)
                                         : g_strdup(addr);
 
-        chardev_opts_set(opts, "backend", "socket");
+        opts_set(opts, "backend", "socket");
         if (is_unix) {
-            chardev_opts_set(opts, "path", target);
+            opts_set(opts, "path", target);
         } else if (!chardev_legacy_split_hostport(target, opts, errp)) {
             return NULL;
         }
-        if (comma && !chardev_opts_parse(opts, comma + 1, false, errp)) {
-            return NULL;
+        if (comma) {
+            /* The options after the address add to (or override) it. */
+            g_autoptr(OptList) extra = opts_parse_ext(comma + 1, NULL,
+                                                      OPTS_NO_PREFIX_IS_OFF, errp);
+            if (!extra) {
+                return NULL;
+            }
+            opts_merge(opts, extra);
         }
     } else if (g_str_has_prefix(spec, "mon:")) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,

@@ -9,18 +9,17 @@
 #include <gio/gio.h>
 
 #include "chardev/char.h"
+#include "util/option.h"
 
 /* Output a backend queues beyond what the fd takes at once (default). */
 #define CHARDEV_OUTPUT_LIMIT_DEFAULT (1u << 20)
-
-typedef struct ChardevOpts ChardevOpts;
 
 typedef struct ChardevDriver {
     const char *name;
     size_t instance_size;
     /* Option keys the backend reads (besides "id"); NULL-terminated. */
     const char *const *keys;
-    bool (*open)(Chardev *chr, ChardevOpts *opts, GError **errp);
+    bool (*open)(Chardev *chr, OptList *opts, GError **errp);
     /* Called with chr->write_lock held; bytes taken (written, queued or
      * dropped), -1 on a backend error. */
     ssize_t (*write_locked)(Chardev *chr, const guint8 *buf, size_t len);
@@ -50,24 +49,16 @@ extern const ChardevDriver chardev_driver_file;
 extern const ChardevDriver chardev_driver_stdio;
 extern const ChardevDriver chardev_driver_null;
 
-/* Option lists (char-opts.c). Values are strings; a key appears once. */
-ChardevOpts *chardev_opts_new(void);
-void chardev_opts_free(ChardevOpts *opts);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(ChardevOpts, chardev_opts_free)
-void chardev_opts_set(ChardevOpts *opts, const char *key, const char *value);
-/* Parse "a=b,c=d" (",," is a literal comma) into @opts; a leading word
- * without '=' is stored under "backend" when @backend_first is true. */
-bool chardev_opts_parse(ChardevOpts *opts, const char *str, bool backend_first,
-                        GError **errp);
-/* Lookups mark the key as used; chardev_opts_check_unused() reports
- * the first key nobody read. */
-const char *chardev_opts_get(ChardevOpts *opts, const char *key);
-bool chardev_opts_get_bool(ChardevOpts *opts, const char *key, bool def,
-                           bool *out, GError **errp);
-bool chardev_opts_check_unused(ChardevOpts *opts, GError **errp);
+/*
+ * A backend's boolean option; @def when absent. Wraps opts_get_bool() so
+ * that a bad value fails with QEMU's chardev wording ("Parameter 'server'
+ * expects 'on' or 'off'") and the return tells it apart from "off".
+ */
+bool chardev_opt_get_bool(OptList *opts, const char *key, bool def, bool *out,
+                          GError **errp);
 
 /* Create and register a chardev from parsed options (char.c). */
-Chardev *chardev_new_from_parsed(ChardevOpts *opts, GError **errp);
+Chardev *chardev_new_from_parsed(OptList *opts, GError **errp);
 
 /* Input helpers for the backends (char.c); main thread. */
 size_t chardev_frontend_can_receive(Chardev *chr);

@@ -26,7 +26,7 @@ static void opt_entry_clear(gpointer p)
     g_free(e->value);
 }
 
-static OptList *opts_new(void)
+OptList *opts_new(void)
 {
     OptList *opts = g_new0(OptList, 1);
     opts->entries = g_array_new(FALSE, TRUE, sizeof(OptEntry));
@@ -54,7 +54,7 @@ static OptEntry *opts_find(OptList *opts, const char *key)
     return NULL;
 }
 
-static void opts_set(OptList *opts, const char *key, const char *value)
+void opts_set(OptList *opts, const char *key, const char *value)
 {
     OptEntry *e = opts_find(opts, key);
     if (e) {
@@ -88,6 +88,12 @@ static const char *opts_scan(const char *p, bool stop_at_eq, GString *out)
 
 OptList *opts_parse(const char *str, const char *implied_key, GError **errp)
 {
+    return opts_parse_ext(str, implied_key, 0, errp);
+}
+
+OptList *opts_parse_ext(const char *str, const char *implied_key, unsigned flags,
+                        GError **errp)
+{
     OptList *opts = opts_new();
     const char *p = str;
     bool first = true;
@@ -108,6 +114,9 @@ OptList *opts_parse(const char *str, const char *implied_key, GError **errp)
             opts_set(opts, key->str, value->str);
         } else if (first && implied_key) {
             opts_set(opts, implied_key, key->str);
+        } else if ((flags & OPTS_NO_PREFIX_IS_OFF) && key->len > 2 &&
+                   g_str_has_prefix(key->str, "no")) {
+            opts_set(opts, key->str + 2, "off");
         } else if (key->len > 0) {
             /* A bare word means "on", as QEMU's boolean shorthand. */
             opts_set(opts, key->str, "on");

@@ -13,9 +13,29 @@
 
 typedef struct OptList OptList;
 
+typedef enum OptsParseFlags {
+    /*
+     * A bare "noX" sets X to "off" ("nowait", "noserver"): the short form
+     * QEMU still accepts for -chardev. Not the default because elsewhere a
+     * bare word is a key set to "on", whatever it begins with.
+     */
+    OPTS_NO_PREFIX_IS_OFF = 1u << 0,
+} OptsParseFlags;
+
 OptList *opts_parse(const char *str, const char *implied_key, GError **errp);
+/* opts_parse() with OptsParseFlags; opts_parse() passes none. */
+OptList *opts_parse_ext(const char *str, const char *implied_key, unsigned flags,
+                        GError **errp);
+/*
+ * An empty list to fill with opts_set(), for settings that come from
+ * short forms rather than an option string ("-serial unix:PATH").
+ */
+OptList *opts_new(void);
 void opts_free(OptList *opts);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OptList, opts_free)
+
+/* Set @key to @value; a key already present keeps its place. */
+void opts_set(OptList *opts, const char *key, const char *value);
 
 /* Merge @src into @dst (later values win), as repeated -machine options do. */
 void opts_merge(OptList *dst, const OptList *src);

@@ -1,7 +1,8 @@
 /*
  * Stubs of system/runstate, system/main-loop and system/cpus for unit
  * tests that link the chardev and monitor sources alone. The main loop is
- * GLib's default context; the BQL is a no-op.
+ * GLib's default context; the BQL is a no-op. The run-state names are the
+ * real ones (system/runstate-names.c, built into the same library).
  */
 #include <gio/gio.h>
 
@@ -18,40 +19,6 @@ int stub_powerdown_requests;
 
 bool runstate_no_reboot;
 bool runstate_no_shutdown;
-
-static const char *const stub_runstate_names[RUN_STATE__MAX] = {
-    [RUN_STATE_DEBUG] = "debug",
-    [RUN_STATE_INMIGRATE] = "inmigrate",
-    [RUN_STATE_INTERNAL_ERROR] = "internal-error",
-    [RUN_STATE_IO_ERROR] = "io-error",
-    [RUN_STATE_PAUSED] = "paused",
-    [RUN_STATE_POSTMIGRATE] = "postmigrate",
-    [RUN_STATE_PRELAUNCH] = "prelaunch",
-    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
-    [RUN_STATE_RESTORE_VM] = "restore-vm",
-    [RUN_STATE_RUNNING] = "running",
-    [RUN_STATE_SAVE_VM] = "save-vm",
-    [RUN_STATE_SHUTDOWN] = "shutdown",
-    [RUN_STATE_SUSPENDED] = "suspended",
-    [RUN_STATE_WATCHDOG] = "watchdog",
-    [RUN_STATE_GUEST_PANICKED] = "guest-panicked",
-    [RUN_STATE_COLO] = "colo",
-};
-
-const char *runstate_name(RunState state)
-{
-    return state < RUN_STATE__MAX ? stub_runstate_names[state] : "unknown";
-}
-
-const char *shutdown_cause_name(ShutdownCause cause)
-{
-    return cause == SHUTDOWN_CAUSE_HOST_QMP_QUIT ? "host-qmp-quit" : "other";
-}
-
-bool shutdown_cause_is_host(ShutdownCause cause)
-{
-    return cause >= SHUTDOWN_CAUSE_HOST_ERROR && cause <= SHUTDOWN_CAUSE_HOST_UI;
-}
 
 RunState runstate_get(void)
 {

@@ -135,6 +135,10 @@ static void test_opts_errors(void)
     assert_legacy_error("pty:foo", "unknown chardev backend 'pty'");
     assert_legacy_error("chardev:missing", "chardev 'missing' not found");
     assert_legacy_error("tcp:nohostport", "chardev: tcp: expected HOST:PORT in 'nohostport'");
+    /* Options after a legacy address: the "noX" short form, unknown keys. */
+    assert_legacy_error("unix:/nonexistent/x,nowait",
+                        "'wait' option is incompatible with socket in client connect mode");
+    assert_legacy_error("unix:/nonexistent/x,colour=red", "Invalid parameter 'colour'");
 
     chr = chardev_new_from_legacy("none", "serial0", &err);
     g_assert_null(chr);

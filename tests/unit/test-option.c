@@ -59,6 +59,62 @@ static void test_opts_merge(void)
     g_assert_cmpstr(opts_get(a, "memory-backend"), ==, "m0");
 }
 
+static void test_opts_no_prefix(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(OptList) o = opts_parse_ext("socket,path=/s,server,nowait,nodelay=on,no",
+                                          "backend", OPTS_NO_PREFIX_IS_OFF, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(opts_get(o, "backend"), ==, "socket");
+    g_assert_true(opts_get_bool(o, "server", false, &err));
+    g_assert_false(opts_get_bool(o, "wait", true, &err));
+    g_assert_no_error(err);
+    /* Only a bare word is rewritten; "nodelay=on" keeps its key. */
+    g_assert_cmpstr(opts_get(o, "nodelay"), ==, "on");
+    g_assert_false(opts_has(o, "delay"));
+    /* "no" alone names nothing to turn off. */
+    g_assert_cmpstr(opts_get(o, "no"), ==, "on");
+    opts_get(o, "path");
+    g_assert_true(opts_check_all_used(o, &err));
+
+    /* The implied first element is a value even when it starts with "no". */
+    g_autoptr(OptList) first = opts_parse_ext("none,noserver", "backend",
+                                              OPTS_NO_PREFIX_IS_OFF, NULL);
+    g_assert_cmpstr(opts_get(first, "backend"), ==, "none");
+    g_assert_cmpstr(opts_get(first, "server"), ==, "off");
+}
+
+static void test_opts_no_prefix_needs_flag(void)
+{
+    /* Without the flag "nowait" is a key of its own ("node" must stay one). */
+    g_autoptr(OptList) o = opts_parse("nowait,node", NULL, NULL);
+
+    g_assert_cmpstr(opts_get(o, "nowait"), ==, "on");
+    g_assert_cmpstr(opts_get(o, "node"), ==, "on");
+    g_assert_false(opts_has(o, "wait"));
+}
+
+static void test_opts_new_set(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(OptList) o = opts_new();
+    g_autoptr(OptList) extra = opts_parse_ext("path=/b,noserver", NULL,
+                                              OPTS_NO_PREFIX_IS_OFF, NULL);
+
+    g_assert_cmpuint(opts_count(o), ==, 0);
+    opts_set(o, "id", "serial0");
+    opts_set(o, "path", "/a");
+    opts_merge(o, extra);
+    /* A replaced key keeps its place; new keys follow. */
+    g_assert_cmpuint(opts_count(o), ==, 3);
+    g_assert_cmpstr(opts_key_at(o, 0), ==, "id");
+    g_assert_cmpstr(opts_key_at(o, 1), ==, "path");
+    g_assert_cmpstr(opts_key_at(o, 2), ==, "server");
+    g_assert_cmpstr(opts_get(o, "path"), ==, "/b");
+    g_assert_false(opts_check_all_used(o, &err));
+    g_assert_cmpstr(err->message, ==, "Invalid parameter 'id'");
+}
+
 static void test_parse_size(void)
 {
     uint64_t v;
@@ -153,6 +209,9 @@ int main(int argc, char **argv)
     g_test_add_func("/option/unused-named", test_opts_unused_named);
     g_test_add_func("/option/bad-bool-and-size", test_opts_bad_bool_and_size);
     g_test_add_func("/option/merge", test_opts_merge);
+    g_test_add_func("/option/no-prefix", test_opts_no_prefix);
+    g_test_add_func("/option/no-prefix-needs-flag", test_opts_no_prefix_needs_flag);
+    g_test_add_func("/option/new-set", test_opts_new_set);
     g_test_add_func("/option/parse-size", test_parse_size);
     g_test_add_func("/cmdline/good", test_cmdline_good);
     g_test_add_func("/cmdline/smp-forms", test_cmdline_smp_forms);
