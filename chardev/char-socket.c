@@ -6,6 +6,13 @@
  * a frontend is attached and can take it. Output may come from any thread:
  * what the socket does not take at once is queued (up to the chardev's
  * output limit) and flushed by a watch in the main context.
+ *
+ * On unix sockets, file descriptors sent as SCM_RIGHTS ancillary data are
+ * received with the bytes they came with and queued, oldest first, until
+ * the frontend takes them (chardev_take_received_fd(), e.g. QMP getfd);
+ * the queue is closed when the client goes away. The kernel ends a read
+ * right after the message that carried descriptors, so they always belong
+ * to the last bytes handed to the frontend.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +32,7 @@
 #include "system/main-loop.h"
 
 #define SOCKET_READ_CHUNK 4096
+#define SOCKET_MAX_RECV_FDS 16     /* per message, as QEMU */
 #define SOCKET_CLOSE_FLUSH_MS 2000
 
 typedef struct SocketChardev {
@@ -42,6 +50,7 @@ typedef struct SocketChardev {
     GSource *listen_src;
     GSource *read_src;
     bool input_blocked;
+    GQueue recv_fds;        /* received descriptors (GINT_TO_POINTER), oldest first */
     /* Under parent.write_lock: */
     int fd;
     GByteArray *outbuf;
@@ -108,8 +117,65 @@ static void socket_set_connected(SocketChardev *s, int fd)
     s->input_blocked = false;
 }
 
+static void socket_close_received_fds(SocketChardev *s)
+{
+    while (!g_queue_is_empty(&s->recv_fds)) {
+        close(GPOINTER_TO_INT(g_queue_pop_head(&s->recv_fds)));
+    }
+}
+
+int chardev_take_received_fd(Chardev *chr)
+{
+    SocketChardev *s = (SocketChardev *)chr;
+
+    if (!chr || chr->drv != &chardev_driver_socket || g_queue_is_empty(&s->recv_fds)) {
+        return -1;
+    }
+    return GPOINTER_TO_INT(g_queue_pop_head(&s->recv_fds));
+}
+
+/* read(), or recvmsg() on unix sockets so that SCM_RIGHTS descriptors are kept. */
+static ssize_t socket_recv(SocketChardev *s, int fd, guint8 *buf, size_t len)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * SOCKET_MAX_RECV_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n;
+
+    if (!s->is_unix) {
+        return read(fd, buf, len);
+    }
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+        return n;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+            c->cmsg_len < CMSG_LEN(0)) {
+            continue;
+        }
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int *fds = (int *)CMSG_DATA(c);
+        for (size_t i = 0; i < count; i++) {
+            int rfd;
+            memcpy(&rfd, &fds[i], sizeof(rfd));
+            g_queue_push_tail(&s->recv_fds, GINT_TO_POINTER(rfd));
+        }
+    }
+    return n;
+}
+
 static void socket_disconnect(SocketChardev *s)
 {
+    socket_close_received_fds(s);
     socket_source_remove(&s->read_src);
     g_mutex_lock(&s->parent.write_lock);
     socket_source_remove(&s->write_src);
@@ -139,7 +205,7 @@ static gboolean socket_read_ready(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     do {
-        n = read(fd, buf, MIN(want, sizeof(buf)));
+        n = socket_recv(s, fd, buf, MIN(want, sizeof(buf)));
     } while (n < 0 && errno == EINTR);
 
     if (n > 0) {
@@ -514,6 +580,7 @@ static void socket_close(Chardev *chr)
 {
     SocketChardev *s = (SocketChardev *)chr;
 
+    socket_close_received_fds(s);
     socket_source_remove(&s->listen_src);
     socket_source_remove(&s->read_src);
     g_mutex_lock(&chr->write_lock);

@@ -17,6 +17,8 @@
 #include "chardev/char.h"
 #include "hw/virtio/virtio-devices.h"
 #include "hw/x86/pc.h"
+#include "migration/migration.h"
+#include "migration/options.h"
 #include "system/cmdline.h"
 #include "system/cpus.h"
 #include "system/main-loop.h"
@@ -338,10 +340,6 @@ int main(int argc, char **argv)
     if (!opts_check_all_used(cfg->machine, &err)) {
         die("-machine: %s", err->message);
     }
-    if (cfg->incoming) {
-        die("-incoming %s: incoming migration is not available in this build yet",
-            cfg->incoming);
-    }
     if (cfg->daemonize && (cfg->nographic || stdio_is_claimed(cfg))) {
         die("-daemonize: cannot be used with -nographic or stdio character devices");
     }
@@ -404,7 +402,10 @@ int main(int argc, char **argv)
         monitor_set_vm_name(cfg->name);
     }
     monitor_register_core_commands();
+    migration_monitor_register();
     setup_monitors(cfg);
+    /* RAM registers first, so its sections lead the stream. */
+    migration_init();
     if (!pc_machine_init(&mc, &err)) {
         die("%s", err->message);
     }
@@ -413,6 +414,13 @@ int main(int argc, char **argv)
         Chardev *chr = chardev_new_from_legacy(cfg->qtest, "qtest", &err);
         if (!chr || !qtest_server_init(chr, cfg->qtest_log, &err)) {
             die("-qtest %s: %s", cfg->qtest, err ? err->message : "no such device");
+        }
+    }
+
+    if (cfg->incoming) {
+        migration_autostart = !cfg->start_paused;
+        if (!migration_incoming_init(cfg->incoming, &err)) {
+            die("-incoming %s: %s", cfg->incoming, err->message);
         }
     }
 
@@ -428,7 +436,9 @@ int main(int argc, char **argv)
         daemonize_finish();
     }
 
-    if (cfg->start_paused) {
+    if (cfg->incoming) {
+        /* Waiting for the stream (runstate inmigrate); it decides what runs. */
+    } else if (cfg->start_paused) {
         runstate_set(RUN_STATE_PRELAUNCH);
     } else if (!vm_start(&err)) {
         die("%s", err->message);

@@ -56,6 +56,80 @@ static void kvm_cpu_kick(CPUState *cpu)
     }
 }
 
+/*
+ * CPU throttling for auto-converge: a thread kicks every vCPU each period;
+ * a kicked vCPU sleeps for its share of the period outside the guest.
+ */
+#define THROTTLE_PERIOD_US 10000
+
+static int throttle_percent;
+static GThread *throttle_thread;
+static GMutex throttle_lock;
+static GCond throttle_cond;
+
+static gpointer kvm_cpu_throttle_thread(gpointer opaque)
+{
+    g_mutex_lock(&throttle_lock);
+    while (g_atomic_int_get(&throttle_percent) > 0) {
+        gint64 next = g_get_monotonic_time() + THROTTLE_PERIOD_US;
+        for (int i = 0; i < nr_cpus; i++) {
+            g_atomic_int_set(&cpus[i]->throttle_pending, 1);
+            cpus[i]->run->immediate_exit = 1;
+            if (cpus[i]->thread_started) {
+                pthread_kill(cpus[i]->pthread, SIG_VCPU_KICK);
+            }
+        }
+        while (g_atomic_int_get(&throttle_percent) > 0 &&
+               g_cond_wait_until(&throttle_cond, &throttle_lock, next)) {
+            /* Woken for a new percentage: keep the period. */
+        }
+    }
+    g_mutex_unlock(&throttle_lock);
+    return NULL;
+}
+
+void cpus_set_throttle(int percent)
+{
+    percent = CLAMP(percent, 0, 99);
+    g_mutex_lock(&throttle_lock);
+    int old = g_atomic_int_get(&throttle_percent);
+    g_atomic_int_set(&throttle_percent, percent);
+    g_cond_broadcast(&throttle_cond);
+    GThread *to_join = NULL;
+    if (percent > 0 && old == 0) {
+        if (throttle_thread) {
+            to_join = throttle_thread;
+        }
+        throttle_thread = g_thread_new("cpu-throttle", kvm_cpu_throttle_thread, NULL);
+    } else if (percent == 0 && throttle_thread) {
+        to_join = throttle_thread;
+        throttle_thread = NULL;
+    }
+    g_mutex_unlock(&throttle_lock);
+    if (to_join) {
+        g_thread_join(to_join);
+    }
+}
+
+int cpus_get_throttle(void)
+{
+    return g_atomic_int_get(&throttle_percent);
+}
+
+/* The vCPU's share of sleep for one throttle period, outside any lock. */
+static void kvm_cpu_throttle_sleep(CPUState *cpu)
+{
+    if (!g_atomic_int_compare_and_exchange(&cpu->throttle_pending, 1, 0)) {
+        return;
+    }
+    int pct = g_atomic_int_get(&throttle_percent);
+    if (pct <= 0) {
+        return;
+    }
+    gint64 sleep_us = (gint64)THROTTLE_PERIOD_US * pct / (100 - pct);
+    g_usleep((gulong)MIN(sleep_us, 1000000));
+}
+
 static gboolean kvm_cpu_report_error(gpointer opaque)
 {
     CPUState *cpu = opaque;
@@ -195,6 +269,7 @@ static gpointer kvm_cpu_thread(gpointer opaque)
         int r = ioctl(cpu->fd, KVM_RUN, 0);
         int err = errno;
 
+        kvm_cpu_throttle_sleep(cpu);
         bql_lock();
         if (r < 0) {
             if (err == EINTR || err == EAGAIN) {

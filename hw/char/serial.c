@@ -8,6 +8,8 @@
 
 #include "accel/kvm.h"
 #include "hw/char/serial.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 #include "system/ioport.h"
 
 #define UART_RBR 0
@@ -37,7 +39,8 @@
 #define FCR_ENABLE 0x01
 #define FCR_CLEAR_RX 0x02
 
-static void serial_update_irq(SerialState *s)
+/* Recompute IIR and drive the line; @force drives it even if unchanged. */
+static void serial_update_irq_line(SerialState *s, bool force)
 {
     uint8_t iir = IIR_NO_INT;
 
@@ -48,10 +51,15 @@ static void serial_update_irq(SerialState *s)
     }
     s->iir = iir | ((s->fcr & FCR_ENABLE) ? IIR_FIFO_ENABLED : 0);
     bool level = iir != IIR_NO_INT;
-    if (level != s->irq_level) {
+    if (force || level != s->irq_level) {
         s->irq_level = level;
         kvm_set_irq(s->irq, level);
     }
+}
+
+static void serial_update_irq(SerialState *s)
+{
+    serial_update_irq_line(s, false);
 }
 
 static void serial_update_lsr(SerialState *s)
@@ -237,7 +245,56 @@ void serial_reset(SerialState *s)
     serial_update_irq(s);
 }
 
-SerialState *serial_isa_init(uint16_t base, int irq, Chardev *chr, GError **errp)
+/*
+ * Migration. Every register the guest can read or write travels, with the
+ * receive FIFO (contents, head, count); LSR and IIR are derived state and
+ * are recomputed after loading, which also drives the interrupt line to
+ * the level the loaded state implies.
+ */
+static bool serial_post_load(void *opaque, int version_id, GError **errp)
+{
+    SerialState *s = opaque;
+
+    if (s->fcr & ~0xc9) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "FCR 0x%02x has bits a guest cannot set", s->fcr);
+        return false;
+    }
+    if (s->rx_count > serial_rx_capacity(s)) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "%u bytes in the receive FIFO, which holds %u "
+                    "with FCR 0x%02x", s->rx_count, serial_rx_capacity(s), s->fcr);
+        return false;
+    }
+    serial_update_lsr(s);
+    serial_update_irq_line(s, true);
+    return true;
+}
+
+static const VMStateDescription vmstate_serial = {
+    .name = "serial",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = serial_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(divider, SerialState),
+        VMSTATE_UINT8_RANGE(ier, SerialState, 0, 0x0f),
+        VMSTATE_UINT8(iir, SerialState),
+        VMSTATE_UINT8(lcr, SerialState),
+        VMSTATE_UINT8_RANGE(mcr, SerialState, 0, 0x1f),
+        VMSTATE_UINT8(lsr, SerialState),
+        VMSTATE_UINT8(msr, SerialState),
+        VMSTATE_UINT8(scr, SerialState),
+        /* Only FIFO enable, DMA mode and the trigger level stick (0xc9). */
+        VMSTATE_UINT8_RANGE(fcr, SerialState, 0, 0xc9),
+        VMSTATE_BOOL(thr_ipending, SerialState),
+        VMSTATE_BUFFER(rx_fifo, SerialState),
+        VMSTATE_UINT32_RANGE(rx_head, SerialState, 0, SERIAL_FIFO_SIZE - 1),
+        VMSTATE_UINT32_RANGE(rx_count, SerialState, 0, SERIAL_FIFO_SIZE),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+SerialState *serial_isa_init(unsigned index, uint16_t base, int irq, Chardev *chr,
+                             GError **errp)
 {
     SerialState *s = g_new0(SerialState, 1);
     s->base = base;
@@ -249,5 +306,6 @@ SerialState *serial_isa_init(uint16_t base, int irq, Chardev *chr, GError **errp
     }
     io_region_register(IO_SPACE_PIO, base, 8, "serial", &serial_ops, s);
     serial_reset(s);
+    vmstate_register(NULL, index, &vmstate_serial, s);
     return s;
 }

@@ -16,6 +16,8 @@
 
 #include "hw/virtio/virtio-blk.h"
 #include "hw/virtio/virtio-mmio.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 
 #define VIRTIO_BLK_QUEUE 0
 
@@ -164,6 +166,24 @@ static void virtio_blk_put_le(uint8_t *p, uint64_t val, unsigned bytes)
     }
 }
 
+/*
+ * Migration: the transport and queue state; no request is ever in flight
+ * between two exits, so there is nothing else to carry. The disk itself is
+ * shared storage: its size and read-only flag (what the driver saw in
+ * config space and features) must be the same on both sides.
+ */
+static const VMStateDescription vmstate_virtio_blk = {
+    .name = "virtio-blk",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(vdev, VirtioBlk, vmstate_virtio_mmio, VirtioDevice),
+        VMSTATE_EQUAL(capacity, VirtioBlk),
+        VMSTATE_EQUAL(readonly, VirtioBlk),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 VirtioBlk *virtio_blk_new(unsigned index, const char *path, bool readonly, const char *serial,
                           GError **errp)
 {
@@ -201,5 +221,6 @@ VirtioBlk *virtio_blk_new(unsigned index, const char *path, bool readonly, const
     /* Header and status take two of a chain's descriptors. */
     virtio_blk_put_le(vdev->config + VIRTIO_BLK_CFG_SEG_MAX, VIRTQUEUE_MAX_SIZE - 2, 4);
     virtio_mmio_init(vdev, index);
+    vmstate_register(NULL, index, &vmstate_virtio_blk, s);
     return s;
 }

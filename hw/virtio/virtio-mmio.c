@@ -17,6 +17,7 @@
 
 #include "accel/kvm.h"
 #include "hw/virtio/virtio-mmio.h"
+#include "migration/vmstate.h"
 #include "system/ioport.h"
 
 static const IoRegionOps virtio_mmio_ops = {
@@ -357,3 +358,103 @@ void virtio_mmio_write(void *opaque, uint64_t offset, uint64_t value, unsigned s
         break;
     }
 }
+
+/*
+ * Migration of the transport: everything the driver programmed or can
+ * read back (status, features and their selectors, queue selector,
+ * InterruptStatus, config generation, the broken flag) and every queue
+ * (layout, negotiated ring features, the device's ring indices and
+ * notification bookkeeping). Fixed properties (device type, number of
+ * queues) are compared, not loaded. Device models nest this description
+ * as the first field of theirs.
+ */
+static const VMStateDescription vmstate_virtqueue = {
+    .name = "virtqueue",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(num, VirtQueue),
+        VMSTATE_BOOL(ready, VirtQueue),
+        VMSTATE_UINT64(desc, VirtQueue),
+        VMSTATE_UINT64(avail, VirtQueue),
+        VMSTATE_UINT64(used, VirtQueue),
+        VMSTATE_BOOL(indirect, VirtQueue),
+        VMSTATE_BOOL(event_idx, VirtQueue),
+        VMSTATE_UINT16(last_avail_idx, VirtQueue),
+        VMSTATE_UINT16(used_idx, VirtQueue),
+        VMSTATE_UINT16(signalled_used, VirtQueue),
+        VMSTATE_BOOL(signalled_used_valid, VirtQueue),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+/*
+ * Everything a running device could not have reached is refused: a live
+ * queue whose rings are not a power of two no larger than the maximum or
+ * do not lie in this side's guest RAM, a queue the device does not have,
+ * features accepted that are not offered here. Then the interrupt line is
+ * driven to the level InterruptStatus implies.
+ */
+static bool virtio_mmio_post_load(void *opaque, int version_id, GError **errp)
+{
+    VirtioDevice *vdev = opaque;
+
+    if (vdev->isr & ~(uint32_t)(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG)) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "%s: InterruptStatus 0x%x has unknown bits",
+                    vdev->name, vdev->isr);
+        return false;
+    }
+    if ((vdev->status & VIRTIO_STATUS_FEATURES_OK) && !virtio_mmio_features_ok(vdev)) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "%s: the driver accepted features 0x%"
+                    G_GINT64_MODIFIER "x, this side offers 0x%" G_GINT64_MODIFIER "x",
+                    vdev->name, vdev->guest_features, vdev->host_features);
+        return false;
+    }
+    if (vdev->broken && !(vdev->status & VIRTIO_STATUS_NEEDS_RESET)) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "%s: broken without DEVICE_NEEDS_RESET in "
+                    "status 0x%02x", vdev->name, vdev->status);
+        return false;
+    }
+    for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+        VirtQueue *vq = &vdev->vq[i];
+        g_autoptr(GError) err = NULL;
+
+        if (i >= vdev->num_queues) {
+            if (vq->ready || vq->num || vq->desc || vq->avail || vq->used ||
+                vq->last_avail_idx || vq->used_idx) {
+                g_set_error(errp, VMSTATE_ERROR, 0, "%s: state for queue %u, which %s "
+                            "does not have", vdev->name, i, vdev->ops->name);
+                return false;
+            }
+            continue;
+        }
+        if (vq->ready && !virtqueue_check_layout(vq, VIRTQUEUE_MAX_SIZE, &err)) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "%s: queue %u: %s", vdev->name, i,
+                        err->message);
+            return false;
+        }
+    }
+    virtio_mmio_update_irq(vdev);
+    return true;
+}
+
+const VMStateDescription vmstate_virtio_mmio = {
+    .name = "virtio-mmio",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = virtio_mmio_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_EQUAL(device_id, VirtioDevice),
+        VMSTATE_EQUAL(num_queues, VirtioDevice),
+        VMSTATE_UINT8(status, VirtioDevice),
+        VMSTATE_UINT64(guest_features, VirtioDevice),
+        VMSTATE_UINT32(device_features_sel, VirtioDevice),
+        VMSTATE_UINT32(driver_features_sel, VirtioDevice),
+        VMSTATE_UINT32(queue_sel, VirtioDevice),
+        VMSTATE_UINT32(isr, VirtioDevice),
+        VMSTATE_UINT32(config_generation, VirtioDevice),
+        VMSTATE_BOOL(broken, VirtioDevice),
+        VMSTATE_STRUCT_ARRAY(vq, VirtioDevice, VIRTIO_MAX_QUEUES, vmstate_virtqueue, VirtQueue),
+        VMSTATE_END_OF_LIST()
+    },
+};

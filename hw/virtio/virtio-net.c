@@ -11,6 +11,8 @@
 
 #include "hw/virtio/virtio-mmio.h"
 #include "hw/virtio/virtio-net.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 
 /* Put one frame in the next receive buffer. Returns false if there is none. */
 static bool virtio_net_deliver(VirtioNet *n, const uint8_t *buf, size_t len)
@@ -157,6 +159,132 @@ static const VirtioDeviceOps virtio_net_ops = {
     .reset = virtio_net_reset,
 };
 
+/*
+ * Migration: the transport and queues, the MAC (the destination takes the
+ * source's, as the guest knows it), the link status word of config space,
+ * and the frames waiting for receive buffers. The slirp stack behind the
+ * NIC is not migrated.
+ */
+
+/* Link status: le16 in config space, big-endian on the wire. */
+static void virtio_net_status_put(QEMUFile *f, const void *field, size_t size)
+{
+    const uint8_t *p = field;
+    qemu_put_be16(f, (uint16_t)(p[0] | p[1] << 8));
+}
+
+static bool virtio_net_status_get(QEMUFile *f, void *field, size_t size, GError **errp)
+{
+    uint8_t *p = field;
+    uint16_t v = qemu_get_be16(f);
+
+    if (qemu_file_get_error(f)) {
+        return false;
+    }
+    if (v & ~VIRTIO_NET_S_LINK_UP) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "link status 0x%x has unknown bits", v);
+        return false;
+    }
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    return true;
+}
+
+static const VMStateInfo virtio_net_status_info = {
+    .name = "virtio-net link status",
+    .get = virtio_net_status_get,
+    .put = virtio_net_status_put,
+};
+
+/*
+ * Waiting frames, oldest first: a be32 count (at most
+ * VIRTIO_NET_RX_PENDING), then per frame a be32 length (at most
+ * VIRTIO_NET_MAX_FRAME) and the bytes. Each bound is checked before
+ * anything it governs is stored.
+ */
+static void virtio_net_rx_put(QEMUFile *f, const void *field, size_t size)
+{
+    const VirtioNet *n = field;
+
+    qemu_put_be32(f, n->rx_count);
+    for (uint32_t i = 0; i < n->rx_count; i++) {
+        uint32_t slot = (n->rx_head + i) % VIRTIO_NET_RX_PENDING;
+        qemu_put_be32(f, n->rx_len[slot]);
+        qemu_put_buffer(f, n->rx_data[slot], n->rx_len[slot]);
+    }
+}
+
+static bool virtio_net_rx_get(QEMUFile *f, void *field, size_t size, GError **errp)
+{
+    VirtioNet *n = field;
+    uint32_t count = qemu_get_be32(f);
+
+    if (qemu_file_get_error(f)) {
+        return false;
+    }
+    if (count > VIRTIO_NET_RX_PENDING) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "%u waiting frames, at most %u", count,
+                    VIRTIO_NET_RX_PENDING);
+        return false;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t len = qemu_get_be32(f);
+        if (qemu_file_get_error(f)) {
+            return false;
+        }
+        if (len > VIRTIO_NET_MAX_FRAME) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "waiting frame %u of %u bytes, at most %u",
+                        i, len, VIRTIO_NET_MAX_FRAME);
+            return false;
+        }
+        qemu_get_buffer(f, n->rx_data[i], len);
+        if (qemu_file_get_error(f)) {
+            return false;
+        }
+        n->rx_len[i] = len;
+    }
+    n->rx_head = 0;
+    n->rx_count = count;
+    return true;
+}
+
+static const VMStateInfo virtio_net_rx_info = {
+    .name = "virtio-net waiting frames",
+    .get = virtio_net_rx_get,
+    .put = virtio_net_rx_put,
+};
+
+static bool virtio_net_post_load(void *opaque, int version_id, GError **errp)
+{
+    VirtioNet *n = opaque;
+
+    if (n->mac[0] & 1) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "MAC %02x:%02x:%02x:%02x:%02x:%02x is a "
+                    "multicast address", n->mac[0], n->mac[1], n->mac[2], n->mac[3],
+                    n->mac[4], n->mac[5]);
+        return false;
+    }
+    memcpy(n->vdev.config + VIRTIO_NET_CFG_MAC, n->mac, sizeof(n->mac));
+    return true;
+}
+
+static const VMStateDescription vmstate_virtio_net = {
+    .name = "virtio-net",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = virtio_net_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(vdev, VirtioNet, vmstate_virtio_mmio, VirtioDevice),
+        VMSTATE_BUFFER(mac, VirtioNet),
+        { .name = "link_status", .type = VMS_CUSTOM,
+          .offset = offsetof(VirtioNet, vdev.config) + VIRTIO_NET_CFG_STATUS, .size = 2,
+          .info = &virtio_net_status_info },
+        { .name = "rx_frames", .type = VMS_CUSTOM, .offset = 0, .size = sizeof(VirtioNet),
+          .info = &virtio_net_rx_info },
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 VirtioNet *virtio_net_new(unsigned index, const uint8_t mac[6], NetSlirp *peer, GError **errp)
 {
     VirtioNet *n = g_new0(VirtioNet, 1);
@@ -179,5 +307,6 @@ VirtioNet *virtio_net_new(unsigned index, const uint8_t mac[6], NetSlirp *peer, 
     vdev->config[VIRTIO_NET_CFG_STATUS] = VIRTIO_NET_S_LINK_UP;
     vdev->config[VIRTIO_NET_CFG_MAX_VQ_PAIRS] = 1;
     virtio_mmio_init(vdev, index);
+    vmstate_register(NULL, index, &vmstate_virtio_net, n);
     return n;
 }

@@ -7,6 +7,8 @@
 
 #include "accel/kvm.h"
 #include "hw/x86/pm.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
 #include "system/ioport.h"
 #include "system/runstate.h"
 
@@ -116,16 +118,14 @@ static const IoRegionOps pc_i8042_ops = {
     .write = pc_i8042_write,
 };
 
-static uint8_t port92;
-
 static uint64_t pc_port92_read(void *opaque, uint64_t offset, unsigned size)
 {
-    return port92 | 0x02;   /* A20 is always on */
+    return pm.port92 | 0x02;    /* A20 is always on */
 }
 
 static void pc_port92_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
 {
-    port92 = value & 0x02;
+    pm.port92 = value & 0x02;
     if (value & 0x01) {
         system_reset_request(SHUTDOWN_CAUSE_GUEST_RESET);
     }
@@ -136,8 +136,51 @@ static const IoRegionOps pc_port92_ops = {
     .write = pc_port92_write,
 };
 
+/*
+ * Migration: PM1 status, enable and control, and port 0x92. Loading
+ * refuses bits the machine never sets (a status bit other than the power
+ * button, SLP_EN, which a write consumes at once, port 0x92 bits other
+ * than A20) and drives the SCI to the level the loaded state implies.
+ */
+static bool pc_pm_post_load(void *opaque, int version_id, GError **errp)
+{
+    PCPMState *s = opaque;
+
+    if (s->pm1_sts & ~PM1_STS_PWRBTN) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "PM1 status 0x%04x has bits this machine "
+                    "never sets", s->pm1_sts);
+        return false;
+    }
+    if (s->pm1_cnt & PM1_CNT_SLP_EN) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "PM1 control 0x%04x has SLP_EN set", s->pm1_cnt);
+        return false;
+    }
+    if (s->port92 & ~0x02) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "port 0x92 value 0x%02x has bits other than A20",
+                    s->port92);
+        return false;
+    }
+    pc_pm_update_sci();
+    return true;
+}
+
+static const VMStateDescription vmstate_pc_pm = {
+    .name = "pc-pm",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = pc_pm_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_UINT16(pm1_sts, PCPMState),
+        VMSTATE_UINT16(pm1_en, PCPMState),
+        VMSTATE_UINT16(pm1_cnt, PCPMState),
+        VMSTATE_UINT8(port92, PCPMState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 void pc_pm_init(void)
 {
+    vmstate_register(NULL, 0, &vmstate_pc_pm, &pm);
     io_region_register(IO_SPACE_PIO, PM_BASE, 6, "acpi-pm1a", &pc_pm_ops, NULL);
     io_region_register(IO_SPACE_PIO, PM_TMR_PORT, 4, "acpi-pm-timer", &pc_pm_timer_ops, NULL);
     io_region_register(IO_SPACE_PIO, 0xcf9, 1, "reset-control", &pc_reset_cf9_ops, NULL);
@@ -148,7 +191,6 @@ void pc_pm_init(void)
 void pc_pm_reset(void)
 {
     pm = (PCPMState) { 0 };
-    port92 = 0;
     pc_pm_update_sci();
 }
 

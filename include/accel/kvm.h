@@ -35,6 +35,7 @@ typedef struct CPUState {
     bool self_stop;             /* stopped itself (triple fault, error) */
     bool exit_thread;
     bool exit_needs_completion; /* last exit was I/O KVM finishes on the next KVM_RUN */
+    int throttle_pending;       /* atomic: the throttle thread asks for a pause */
     /* Power-on state captured at creation, restored on reset. */
     struct kvm_lapic_state reset_lapic;
 } CPUState;
@@ -80,5 +81,20 @@ void kvm_cpus_destroy(void);
 
 /* Build the CPUID table vCPU @index sees (-cpu host). */
 struct kvm_cpuid2 *kvm_cpuid_for_vcpu(int index, int nr_cpus, GError **errp);
+
+/*
+ * Per-vCPU state for migration (kvm-state.c): registers, system
+ * registers, XSAVE, XCRs, debug registers, local APIC, pending events, MP
+ * state, TSC frequency and the MSRs that matter, fetched from KVM before
+ * saving and put back after loading. Both run with every vCPU paused.
+ * kvm_cpu_state_register() registers vCPU @cpu as ("cpu", cpu->index).
+ */
+void kvm_cpu_state_register(CPUState *cpu);
+/* The description and the object it works on, for tests and tools. */
+struct VMStateDescription;
+extern const struct VMStateDescription vmstate_kvm_cpu;
+typedef struct KVMCPUMigState KVMCPUMigState;
+KVMCPUMigState *kvm_cpu_mig_state_new(CPUState *cpu);
+void kvm_cpu_mig_state_free(KVMCPUMigState *st);
 
 #endif

@@ -76,4 +76,13 @@ bool chardev_is_stdio(Chardev *chr);
 /* Close every chardev (at exit); unlinks socket paths Ferry created. */
 void chardev_cleanup_all(void);
 
+/*
+ * File descriptors a unix socket client sent as SCM_RIGHTS ancillary data,
+ * queued in arrival order with the input they came with: returns the
+ * oldest (the caller owns it) or -1 when none is queued or the chardev is
+ * not a socket. Queued descriptors are closed when the client goes away.
+ * Main thread.
+ */
+int chardev_take_received_fd(Chardev *chr);
+
 #endif

@@ -44,6 +44,14 @@ typedef struct MigUri {
     uint64_t offset;            /* file */
 } MigUri;
 
+/*
+ * Channel and URI errors use this domain; the code is an errno value
+ * (EINVAL for a malformed URI, ESHUTDOWN after mig_channel_shutdown(),
+ * ECANCELED for a cancelled connect, else what the system call said).
+ */
+#define MIG_CHANNEL_ERROR mig_channel_error_quark()
+GQuark mig_channel_error_quark(void);
+
 /* Errors name the URI and what is wrong: "invalid migration URI 'tcp:x'". */
 MigUri *mig_uri_parse(const char *uri, GError **errp);
 void mig_uri_free(MigUri *u);
@@ -66,11 +74,21 @@ MigChannel *mig_channel_open_incoming(const MigUri *uri, GError **errp);
 /* Wrap an accepted socket (the listener uses this). */
 MigChannel *mig_channel_new_socket(int fd, const char *desc);
 
+/*
+ * Wrap an fd of any kind (socket, pipe or regular file, told apart with
+ * fstat); the channel owns @fd from here on, even on failure. Sockets and
+ * pipes are switched to O_NONBLOCK.
+ */
+MigChannel *mig_channel_new_fd(int fd, const char *desc, GError **errp);
+
 MigChannelKind mig_channel_kind(MigChannel *ch);
 const char *mig_channel_desc(MigChannel *ch);
 int mig_channel_fd(MigChannel *ch);
 
-/* Write everything or fail (GError names the channel and cause). */
+/*
+ * Write everything or fail (GError names the channel and cause). @iov is
+ * used as scratch space: entries are advanced past what was written.
+ */
 bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError **errp);
 /* Read up to @len; 0 at end of stream; -1 with @errp on error or shutdown. */
 ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, GError **errp);

@@ -93,6 +93,10 @@ JsonObject *migration_query_info(void);
 
 /* -incoming URI|defer at startup (main thread, BQL held, before the VM runs). */
 bool migration_incoming_init(const char *uri, GError **errp);
+/* migrate_cancel on a destination: end the incoming migration (the VM exits 1). */
+void migration_incoming_cancel(void);
+/* Resume the guest after an incoming migration (false with -S). */
+extern bool migration_autostart;
 
 /* Register every migration participant that is not a device (RAM, global state). */
 void migration_init(void);

@@ -57,16 +57,33 @@ size_t qemu_get_buffer(QEMUFile *f, void *buf, size_t len);
 int qemu_peek_byte(QEMUFile *f);
 /* Reads u8 length + bytes into @buf (NUL-terminated); false on error. */
 bool qemu_get_counted_string(QEMUFile *f, char buf[256]);
-/* True once the stream ended cleanly (no bytes left, no error). */
+/*
+ * True once the stream ended cleanly (no bytes left, no error). Known only
+ * after a get or qemu_peek_byte() met the end: this call does not read.
+ */
 bool qemu_file_at_eof(QEMUFile *f);
 
-/* Errors. */
+/*
+ * Errors. These three may be called from any thread (a return-path
+ * thread failing the main stream, a monitor reading the state).
+ */
 int qemu_file_get_error(QEMUFile *f);
-/* A message for the first error, e.g. "writing to tcp:...: Connection reset by peer". */
+/*
+ * A message for the first error, e.g. "writing to tcp:...: Connection
+ * reset by peer"; NULL while there is none.
+ */
 const char *qemu_file_error_message(QEMUFile *f);
+/*
+ * Only the first error sticks. @err is -errno (a positive value is
+ * negated; 0 is ignored); a NULL @fmt uses strerror's text.
+ */
 void qemu_file_set_error(QEMUFile *f, int err, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
-/* Bytes handed to (output) or taken from (input) the channel so far, plus buffered. */
+/*
+ * Output: bytes handed to the channel so far, plus buffered (queued).
+ * Input: bytes consumed by gets, i.e. the stream offset of the next byte
+ * (read-ahead not yet consumed is not counted).
+ */
 uint64_t qemu_file_transferred(QEMUFile *f);
 
 #endif

@@ -114,22 +114,46 @@ struct VMStateDescription {
     { .name = #f, .type = VMS_UINT32_ARRAY, .offset = offsetof(st, f), .size = 4, .count = (n) }
 #define VMSTATE_UINT64_ARRAY(f, st, n) \
     { .name = #f, .type = VMS_UINT64_ARRAY, .offset = offsetof(st, f), .size = 8, .count = (n) }
-#define VMSTATE_STRUCT(f, st, desc, type) \
-    { .name = #f, .type = VMS_STRUCT, .offset = offsetof(st, f), .size = sizeof(type), \
+/* (@elem_type, not "type": a parameter named so would replace the ".type" designator.) */
+#define VMSTATE_STRUCT(f, st, desc, elem_type) \
+    { .name = #f, .type = VMS_STRUCT, .offset = offsetof(st, f), .size = sizeof(elem_type), \
       .vmsd = &(desc) }
-#define VMSTATE_STRUCT_ARRAY(f, st, n, desc, type) \
-    { .name = #f, .type = VMS_STRUCT_ARRAY, .offset = offsetof(st, f), .size = sizeof(type), \
-      .count = (n), .vmsd = &(desc) }
-#define VMSTATE_STRUCT_VARRAY_UINT32(f, st, count_field, max, desc, type) \
+#define VMSTATE_STRUCT_ARRAY(f, st, n, desc, elem_type) \
+    { .name = #f, .type = VMS_STRUCT_ARRAY, .offset = offsetof(st, f), \
+      .size = sizeof(elem_type), .count = (n), .vmsd = &(desc) }
+#define VMSTATE_STRUCT_VARRAY_UINT32(f, st, count_field, max, desc, elem_type) \
     { .name = #f, .type = VMS_STRUCT_VARRAY_UINT32, .offset = offsetof(st, f), \
-      .size = sizeof(type), .count = (max), .count_offset = offsetof(st, count_field), \
+      .size = sizeof(elem_type), .count = (max), .count_offset = offsetof(st, count_field), \
       .vmsd = &(desc) }
 #define VMSTATE_CUSTOM(f, st, inf) \
     { .name = #f, .type = VMS_CUSTOM, .offset = offsetof(st, f), .size = sizeof(((st *)0)->f), \
       .info = &(inf) }
 #define VMSTATE_END_OF_LIST() { .name = NULL, .type = VMS_END }
 
-/* Serialise @opaque's state (pre_save runs first). */
+/*
+ * A value the destination must already have (a disk's size, a device's
+ * type): saved as a big-endian integer of the field's width (1, 2, 4 or
+ * 8 bytes); loading compares it with the field instead of storing it and
+ * refuses a difference ("stream has 2048, this side 4096").
+ */
+extern const VMStateInfo vmstate_info_equal;
+#define VMSTATE_EQUAL(f, st)    VMSTATE_CUSTOM(f, st, vmstate_info_equal)
+
+/* Error domain of vmstate_save()/vmstate_load() messages. */
+#define VMSTATE_ERROR vmstate_error_quark()
+GQuark vmstate_error_quark(void);
+
+/*
+ * Serialise @opaque's state. First every pre_save hook runs and every
+ * variable-array count is checked against its maximum (nested structs and
+ * needed subsections included); only then is anything written, so a
+ * refused save leaves nothing of this device in the stream. needed() is
+ * asked twice and must depend on the state only.
+ *
+ * Subsections may hang off the top-level description and off its
+ * subsections, not off a description nested with VMS_STRUCT* (its end in
+ * the stream could not be told from the parent's next field).
+ */
 bool vmstate_save(QEMUFile *f, const VMStateDescription *vmsd, void *opaque, GError **errp);
 /*
  * Load state written by vmstate_save() at stream version @version_id.

@@ -28,4 +28,11 @@ void cpus_pause_all(void);
 void cpus_resume_all(void);
 bool cpus_all_paused(void);
 
+/*
+ * Auto-converge: keep every vCPU out of the guest for @percent of each
+ * 10 ms period (0 turns throttling off). Any thread.
+ */
+void cpus_set_throttle(int percent);
+int cpus_get_throttle(void);
+
 #endif

@@ -111,4 +111,11 @@ void monitor_register_core_commands(void);
 /* -name: what query-name reports (not called: query-name returns {}). */
 void monitor_set_vm_name(const char *name);
 
+/*
+ * The descriptor a client passed with getfd under @fdname: returns it and
+ * forgets the name (the caller owns the fd), or -1 if there is none.
+ * Names are shared by all monitors. Any thread (migration's fd: transport).
+ */
+int monitor_fd_take(const char *fdname);
+
 #endif

@@ -4,6 +4,10 @@
  * with QEMU's prompt so scripts written for QEMU keep working. Line editing
  * is minimal: a line ends at "\n", "\r" or "\r\n"; on a terminal (stdio)
  * typed characters are echoed and backspace works.
+ *
+ * A command may finish later (hmp_suspend()/hmp_resume()): meanwhile its
+ * monitor shows no prompt and leaves further input unread, exactly as a
+ * user of QEMU's synchronous "migrate" expects.
  */
 #include <string.h>
 #include <unistd.h>
@@ -14,15 +18,18 @@
 #define HMP_PROMPT "(qemu) "
 #define HMP_LINE_MAX 4096
 
-typedef struct HmpMonitor {
+struct HmpMonitor {
     Chardev *chr;
     GString *line;
     bool skip_lf;       /* the last byte was '\r' */
     bool echo;
-} HmpMonitor;
+    bool suspended;     /* a command is still running: no prompt, no input */
+    GByteArray *pending;    /* input that came after the suspending line */
+};
 
 static GPtrArray *hmp_commands;        /* HmpCommand copies, registration order */
 static int hmp_cpu_index;
+static HmpMonitor *hmp_running;        /* the monitor whose line is running */
 
 void hmp_register_commands(const HmpCommand *cmds, size_t n)
 {
@@ -258,23 +265,69 @@ static void hmp_write(HmpMonitor *mon, const char *text)
     chardev_write(mon->chr, wire, strlen(wire));
 }
 
+HmpMonitor *hmp_suspend(void)
+{
+    if (!hmp_running) {
+        return NULL;
+    }
+    hmp_running->suspended = true;
+    return hmp_running;
+}
+
+void hmp_monitor_print(HmpMonitor *mon, const char *text)
+{
+    hmp_write(mon, text);
+}
+
+static void hmp_receive(void *opaque, const guint8 *buf, size_t len);
+
+void hmp_resume(HmpMonitor *mon)
+{
+    g_autoptr(GByteArray) pending = NULL;
+
+    if (!mon->suspended) {
+        return;
+    }
+    mon->suspended = false;
+    hmp_write(mon, HMP_PROMPT);
+    /* What was typed meanwhile runs now, and may suspend the monitor again. */
+    pending = mon->pending;
+    mon->pending = g_byte_array_new();
+    if (pending->len) {
+        hmp_receive(mon, pending->data, pending->len);
+    }
+    if (!mon->suspended) {
+        chardev_accept_input(mon->chr);
+    }
+}
+
 static void hmp_run_line(HmpMonitor *mon)
 {
     g_autoptr(GString) out = g_string_new(NULL);
     g_autofree char *line = g_strdup(mon->line->str);
+    HmpMonitor *outer = hmp_running;
+    Chardev *outer_chr = monitor_cur_chardev();
 
     g_string_truncate(mon->line, 0);
     if (mon->echo) {
         hmp_write(mon, "\n");
     }
+    hmp_running = mon;
+    monitor_set_cur_chardev(mon->chr);
     hmp_execute(line, out);
-    g_string_append(out, HMP_PROMPT);
+    monitor_set_cur_chardev(outer_chr);
+    hmp_running = outer;
+    if (!mon->suspended) {
+        g_string_append(out, HMP_PROMPT);
+    }
     hmp_write(mon, out->str);
 }
 
 static size_t hmp_can_receive(void *opaque)
 {
-    return 4096;
+    HmpMonitor *mon = opaque;
+
+    return mon->suspended ? 0 : 4096;
 }
 
 static void hmp_receive(void *opaque, const guint8 *buf, size_t len)
@@ -284,6 +337,11 @@ static void hmp_receive(void *opaque, const guint8 *buf, size_t len)
     for (size_t i = 0; i < len; i++) {
         guint8 c = buf[i];
 
+        if (mon->suspended) {
+            /* A line suspended the monitor: keep the rest for hmp_resume(). */
+            g_byte_array_append(mon->pending, buf + i, len - i);
+            return;
+        }
         if (c == '\n' && mon->skip_lf) {
             mon->skip_lf = false;
             continue;
@@ -305,6 +363,10 @@ static void hmp_receive(void *opaque, const guint8 *buf, size_t len)
             }
         }
     }
+    if (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        /* The lines that came with descriptors have run. */
+        monitor_close_unclaimed_fds(mon->chr);
+    }
 }
 
 static void hmp_opened(void *opaque)
@@ -313,8 +375,10 @@ static void hmp_opened(void *opaque)
 
     g_string_truncate(mon->line, 0);
     mon->skip_lf = false;
-    hmp_write(mon, "Ferry " FERRY_VERSION " monitor - type 'help' for more information\n"
-              HMP_PROMPT);
+    hmp_write(mon, "Ferry " FERRY_VERSION " monitor - type 'help' for more information\n");
+    if (!mon->suspended) {
+        hmp_write(mon, HMP_PROMPT);
+    }
 }
 
 static void hmp_closed(void *opaque)
@@ -322,7 +386,9 @@ static void hmp_closed(void *opaque)
     HmpMonitor *mon = opaque;
 
     g_string_truncate(mon->line, 0);
+    g_byte_array_set_size(mon->pending, 0);
     mon->skip_lf = false;
+    monitor_close_unclaimed_fds(mon->chr);
 }
 
 static const CharFrontendOps hmp_frontend_ops = {
@@ -338,10 +404,12 @@ bool monitor_new_hmp(Chardev *chr, GError **errp)
 
     mon->chr = chr;
     mon->line = g_string_new(NULL);
+    mon->pending = g_byte_array_new();
     mon->echo = chardev_is_stdio(chr) && isatty(STDIN_FILENO);
     chardev_set_output_limit(chr, 0);
     if (!chardev_attach_frontend(chr, &hmp_frontend_ops, mon, errp)) {
         g_string_free(mon->line, TRUE);
+        g_byte_array_unref(mon->pending);
         g_free(mon);
         return false;
     }

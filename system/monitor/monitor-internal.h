@@ -70,4 +70,32 @@ void hmp_set_current_cpu(int index);
 /* Turn "\n" into "\r\n" as monitors send it on the wire. */
 char *monitor_crlf(const char *text);
 
+/*
+ * Descriptors sent with a command (SCM_RIGHTS on a unix socket monitor).
+ * While a QMP or HMP command runs, its connection's chardev is "current";
+ * monitor_take_fd() gives the oldest descriptor that came with the input
+ * (the caller owns it), or -1 (none, or no monitor connection: tests,
+ * human-monitor-command's own line). After a chunk of input whose last
+ * request completed, the monitor closes what its requests left.
+ */
+Chardev *monitor_cur_chardev(void);
+void monitor_set_cur_chardev(Chardev *chr);
+int monitor_take_fd(void);
+void monitor_close_unclaimed_fds(Chardev *chr);
+
+/*
+ * Asynchronous HMP commands. A handler that finishes later (migrate
+ * without -d) calls hmp_suspend() while it runs: its monitor then prints
+ * the handler's output without a prompt and reads no more input until
+ * hmp_resume(), which prints the prompt and runs what was typed meanwhile.
+ * Other monitors and QMP keep working. Returns NULL when the command did
+ * not come from an interactive monitor (human-monitor-command, tests);
+ * the handler must then finish at once. hmp_monitor_print() writes to a
+ * suspended monitor (dropped if its client went away). Main thread only.
+ */
+typedef struct HmpMonitor HmpMonitor;
+HmpMonitor *hmp_suspend(void);
+void hmp_monitor_print(HmpMonitor *mon, const char *text);
+void hmp_resume(HmpMonitor *mon);
+
 #endif

@@ -5,9 +5,16 @@
  * message ends in "\r\n" as QEMU's do. Events go to every connection that
  * finished negotiation, in the order they were emitted, whichever thread
  * emitted them.
+ *
+ * File descriptors a client sends with a command (SCM_RIGHTS on a unix
+ * socket) wait on the chardev; while a command runs, monitor_take_fd()
+ * gives them to it (getfd). When a chunk of input ends with a complete
+ * request, whatever its requests did not claim is closed; when it ends in
+ * the middle of one, the descriptors wait for that request.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ferry-config.h"
 #include "system/main-loop.h"
@@ -19,10 +26,13 @@ typedef struct QmpMonitor {
     bool command_mode;      /* negotiation done */
     bool oob_enabled;
     QmpJsonParser *parser;
+    bool feeding_tail;      /* the last non-blank byte of a chunk is being fed */
+    bool tail_complete;     /* ... and it completed a request */
 } QmpMonitor;
 
 static GPtrArray *qmp_monitors;        /* main thread only */
 static QmpMonitor *qmp_current;        /* the monitor running a command */
+static Chardev *monitor_cur_chr;       /* its chardev (QMP or HMP), for monitor_take_fd() */
 
 /* Events from any thread wait here for the main thread. */
 static GMutex qmp_event_lock;
@@ -40,6 +50,30 @@ char *monitor_crlf(const char *text)
         g_string_append_c(out, *p);
     }
     return g_string_free(out, FALSE);
+}
+
+Chardev *monitor_cur_chardev(void)
+{
+    return monitor_cur_chr;
+}
+
+void monitor_set_cur_chardev(Chardev *chr)
+{
+    monitor_cur_chr = chr;
+}
+
+int monitor_take_fd(void)
+{
+    return monitor_cur_chr ? chardev_take_received_fd(monitor_cur_chr) : -1;
+}
+
+void monitor_close_unclaimed_fds(Chardev *chr)
+{
+    int fd;
+
+    while ((fd = chardev_take_received_fd(chr)) >= 0) {
+        close(fd);
+    }
 }
 
 static void qmp_send(QmpMonitor *mon, JsonObject *msg)
@@ -139,7 +173,9 @@ static void qmp_handle_message(void *opaque, JsonNode *request, GError *parse_er
                         "The command %s does not support OOB", req.name);
         } else {
             qmp_current = mon;
+            monitor_cur_chr = mon->chr;
             ret = qmp_dispatch_command(req.name, req.args, &err);
+            monitor_cur_chr = NULL;
             qmp_current = NULL;
         }
     }
@@ -156,6 +192,9 @@ static void qmp_handle_message(void *opaque, JsonNode *request, GError *parse_er
     if (request) {
         json_node_unref(request);
     }
+    if (mon->feeding_tail) {
+        mon->tail_complete = true;
+    }
 }
 
 static size_t qmp_can_receive(void *opaque)
@@ -166,8 +205,26 @@ static size_t qmp_can_receive(void *opaque)
 static void qmp_receive(void *opaque, const guint8 *buf, size_t len)
 {
     QmpMonitor *mon = opaque;
+    size_t end = len;
 
-    qmp_json_parser_feed(mon->parser, (const char *)buf, len);
+    /* Feed the last non-blank byte alone to learn whether it ends a request. */
+    while (end > 0 && g_ascii_isspace(buf[end - 1])) {
+        end--;
+    }
+    if (end == 0) {
+        qmp_json_parser_feed(mon->parser, (const char *)buf, len);
+        return;
+    }
+    qmp_json_parser_feed(mon->parser, (const char *)buf, end - 1);
+    mon->feeding_tail = true;
+    mon->tail_complete = false;
+    qmp_json_parser_feed(mon->parser, (const char *)buf + end - 1, 1);
+    mon->feeding_tail = false;
+    qmp_json_parser_feed(mon->parser, (const char *)buf + end, len - end);
+    if (mon->tail_complete) {
+        /* Every request that came with descriptors has run. */
+        monitor_close_unclaimed_fds(mon->chr);
+    }
 }
 
 static void qmp_opened(void *opaque)
@@ -184,6 +241,7 @@ static void qmp_closed(void *opaque)
 {
     QmpMonitor *mon = opaque;
 
+    monitor_close_unclaimed_fds(mon->chr);
     mon->command_mode = false;
     mon->oob_enabled = false;
     qmp_json_parser_reset(mon->parser);

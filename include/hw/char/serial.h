@@ -25,7 +25,12 @@ typedef struct SerialState {
     unsigned rx_count;
 } SerialState;
 
-SerialState *serial_isa_init(uint16_t base, int irq, Chardev *chr, GError **errp);
+/*
+ * A UART at @base/@irq. @index (COM1 = 0) is the instance number its
+ * state migrates under ("serial", @index).
+ */
+SerialState *serial_isa_init(unsigned index, uint16_t base, int irq, Chardev *chr,
+                             GError **errp);
 void serial_reset(SerialState *s);
 
 #endif

@@ -84,6 +84,15 @@ void virtio_mmio_set_broken(VirtioDevice *vdev, const char *why);
 /* Re-drive the interrupt line from irq_level (after loading state). */
 void virtio_mmio_update_irq(VirtioDevice *vdev);
 
+/*
+ * The transport's migratable state over a VirtioDevice (status, features,
+ * selectors, InterruptStatus, config generation, queues). Device models
+ * nest it (VMSTATE_STRUCT) in their own description; loading checks the
+ * queues against guest RAM and re-drives the interrupt line.
+ */
+struct VMStateDescription;
+extern const struct VMStateDescription vmstate_virtio_mmio;
+
 /* Append "virtio_mmio.device=4K@0xd0000000:5" for Linux. */
 void virtio_mmio_cmdline(const VirtioDevice *vdev, GString *out);
 

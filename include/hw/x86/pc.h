@@ -15,6 +15,7 @@
 #define PC_LOW_RAM_MAX      0xc0000000ULL   /* RAM above this goes above 4 GiB */
 #define PC_HIGH_RAM_START   0x100000000ULL
 #define PC_MAX_SERIAL       4
+#define PC_MACHINE_TYPE     "ferry"   /* on the wire; every alias is this machine */
 
 typedef struct PCMachineConfig {
     int smp;
@@ -28,6 +29,13 @@ typedef struct PCMachineConfig {
 
 /* Build the machine: memory slots, vCPUs, devices, boot payload. */
 bool pc_machine_init(const PCMachineConfig *cfg, GError **errp);
+
+/*
+ * Register the migration state KVM keeps for the machine, in load order:
+ * ("i8259", 0 and 1), ("ioapic", 0), ("i8254", 0), ("cpu", n) for every
+ * vCPU, ("kvmclock", 0). pc_machine_init() calls it after the devices.
+ */
+void pc_kvm_state_register(void);
 
 /* Machine type names -machine help lists. */
 void pc_machine_print_types(void);

@@ -19,8 +19,10 @@ typedef struct PCPMState {
     uint16_t pm1_sts;
     uint16_t pm1_en;
     uint16_t pm1_cnt;
+    uint8_t port92;             /* port A: bit 1 (A20) as last written */
 } PCPMState;
 
+/* Register the ports; the state migrates as ("pc-pm", 0). */
 void pc_pm_init(void);
 void pc_pm_reset(void);
 void pc_pm_press_power_button(void);

@@ -1,0 +1,133 @@
+/*
+ * Helpers for migration tests: capabilities and parameters, starting a
+ * migration, waiting for its end or for passes, destination addresses,
+ * and a page-by-page comparison of two VMs' memory.
+ */
+#ifndef TESTS_QTEST_MIGRATION_HELPERS_H
+#define TESTS_QTEST_MIGRATION_HELPERS_H
+
+#include <string.h>
+
+#include "libferry.h"
+
+static inline void mig_set_cap(FerryVM *vm, const char *cap, bool on)
+{
+    g_autoptr(JsonNode) r = ferry_qmp_ok(vm, "{'execute': 'migrate-set-capabilities', "
+                                         "'arguments': {'capabilities': [{'capability': '%s', "
+                                         "'state': %s}]}}", cap, on ? "true" : "false");
+}
+
+static inline void mig_set_param_int(FerryVM *vm, const char *name, gint64 value)
+{
+    g_autoptr(JsonNode) r = ferry_qmp_ok(vm, "{'execute': 'migrate-set-parameters', "
+                                         "'arguments': {'%s': %" G_GINT64_FORMAT "}}", name,
+                                         value);
+}
+
+static inline JsonNode *mig_query(FerryVM *vm)
+{
+    return ferry_qmp_ok(vm, "{'execute': 'query-migrate'}");
+}
+
+static inline char *mig_status(FerryVM *vm)
+{
+    g_autoptr(JsonNode) q = mig_query(vm);
+    return ferry_json_has(q, "status") ? g_strdup(ferry_json_get_str(q, "status"))
+                                       : g_strdup("none");
+}
+
+typedef struct MigWait {
+    FerryVM *vm;
+    const char *const *statuses;
+    char *found;
+} MigWait;
+
+static inline bool mig_status_in(void *opaque)
+{
+    MigWait *w = opaque;
+    g_autofree char *st = mig_status(w->vm);
+    for (const char *const *s = w->statuses; *s; s++) {
+        if (strcmp(st, *s) == 0) {
+            w->found = g_strdup(st);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Wait until query-migrate reports one of @statuses; returns it. */
+static inline char *mig_wait_status(FerryVM *vm, const char *const *statuses, int timeout_ms)
+{
+    MigWait w = { vm, statuses, NULL };
+    if (!ferry_wait_until(mig_status_in, &w, timeout_ms)) {
+        g_autoptr(JsonNode) q = mig_query(vm);
+        g_autofree char *text = ferry_json_to_string(q);
+        g_error("migration did not reach the expected status: %s", text);
+    }
+    return w.found;
+}
+
+/* Wait for the outgoing migration to end; returns completed/failed/cancelled. */
+static inline char *mig_wait_end(FerryVM *vm, int timeout_ms)
+{
+    static const char *const ends[] = { "completed", "failed", "cancelled", NULL };
+    return mig_wait_status(vm, ends, timeout_ms);
+}
+
+typedef struct MigPassWait {
+    FerryVM *vm;
+    gint64 passes;
+} MigPassWait;
+
+static inline bool mig_passes_reached(void *opaque)
+{
+    MigPassWait *w = opaque;
+    g_autoptr(JsonNode) q = mig_query(w->vm);
+    return ferry_json_has(q, "ram.dirty-sync-count") &&
+           ferry_json_get_int(q, "ram.dirty-sync-count") >= w->passes;
+}
+
+/* Wait until the source has synced its dirty log @passes times. */
+static inline void mig_wait_passes(FerryVM *vm, gint64 passes, int timeout_ms)
+{
+    MigPassWait w = { vm, passes };
+    g_assert_true(ferry_wait_until(mig_passes_reached, &w, timeout_ms));
+}
+
+static inline void mig_migrate(FerryVM *src, const char *uri)
+{
+    g_autoptr(JsonNode) r = ferry_qmp_ok(src, "{'execute': 'migrate', 'arguments': "
+                                         "{'uri': '%s'}}", uri);
+}
+
+/* A destination listening on tcp port 0; returns the URI the source should use. */
+static inline char *mig_dest_tcp_uri(FerryVM *dst)
+{
+    g_autoptr(JsonNode) q = mig_query(dst);
+    const char *host = ferry_json_get_str(q, "socket-address.0.host");
+    const char *port = ferry_json_get_str(q, "socket-address.0.port");
+    return g_strdup_printf("tcp:%s:%s", host, port);
+}
+
+/* Compare guest RAM [start, end) of two stopped VMs, 1 MiB at a time. */
+static inline void mig_assert_same_memory(FerryVM *a, FerryVM *b, uint64_t start, uint64_t end)
+{
+    const size_t chunk = 1 << 20;
+    g_autofree guint8 *ba = g_malloc(chunk);
+    g_autofree guint8 *bb = g_malloc(chunk);
+    for (uint64_t addr = start; addr < end; addr += chunk) {
+        size_t len = MIN(chunk, end - addr);
+        ferry_memread(a, addr, ba, len);
+        ferry_memread(b, addr, bb, len);
+        if (memcmp(ba, bb, len) != 0) {
+            for (size_t off = 0; off < len; off += 4096) {
+                if (memcmp(ba + off, bb + off, MIN(4096, len - off)) != 0) {
+                    g_error("guest page at 0x%" G_GINT64_MODIFIER "x differs between source "
+                            "and destination", addr + off);
+                }
+            }
+        }
+    }
+}
+
+#endif
