@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1216,6 +1217,34 @@ void ferry_qmp_send_raw(FerryVM *vm, const void *data, size_t len)
     }
 }
 
+void ferry_qmp_getfd(FerryVM *vm, int fd, const char *fdname)
+{
+    g_autofree char *line = g_strdup_printf("{\"execute\": \"getfd\", \"arguments\": "
+                                            "{\"fdname\": \"%s\"}}\n", fdname);
+    struct iovec iov = { .iov_base = line, .iov_len = strlen(line) };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+    };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    if (vm->qmp_fd < 0 || sendmsg(vm->qmp_fd, &msg, MSG_NOSIGNAL) != (ssize_t)iov.iov_len) {
+        fail(vm, "VM %u: cannot send getfd on QMP: %s", vm->id, g_strerror(errno));
+    }
+    g_autoptr(JsonNode) reply = ferry_qmp_receive(vm, 10000);
+    if (!ferry_json_has(reply, "return")) {
+        g_autofree char *text = ferry_json_to_string(reply);
+        fail(vm, "VM %u: getfd failed: %s", vm->id, text);
+    }
+}
+
 static void qmp_send_v(FerryVM *vm, const char *fmt, va_list ap)
 {
     g_autofree char *text = g_strdup_vprintf(fmt, ap);
@@ -1846,4 +1875,74 @@ int ferry_vm_quit(FerryVM *vm)
     }
     ferry_vm_free(vm);
     return status;
+}
+
+/* ---- Line-oriented clients for extra monitor sockets ---- */
+
+struct FerryLineClient {
+    int fd;
+    GString *buf;
+};
+
+FerryLineClient *ferry_line_client_connect(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    FerryLineClient *c = g_new0(FerryLineClient, 1);
+    gint64 deadline = g_get_monotonic_time() + ferry_timeout(10000) * 1000LL;
+
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    for (;;) {
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        g_assert_cmpint(c->fd, >=, 0);
+        if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+            break;
+        }
+        close(c->fd);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        struct pollfd none = { .fd = -1 };
+        poll(&none, 1, 20);     /* socket not there yet: retry until the deadline */
+    }
+    c->buf = g_string_new(NULL);
+    return c;
+}
+
+void ferry_line_client_free(FerryLineClient *c)
+{
+    close(c->fd);
+    g_string_free(c->buf, TRUE);
+    g_free(c);
+}
+
+void ferry_line_client_send(FerryLineClient *c, const char *text)
+{
+    size_t len = strlen(text);
+    g_assert_true(send_all(c->fd, text, len));
+}
+
+char *ferry_line_client_read_until(FerryLineClient *c, const char *needle, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + ferry_timeout(timeout_ms) * 1000LL;
+    for (;;) {
+        char *hit = strstr(c->buf->str, needle);
+        if (hit) {
+            size_t n = (size_t)(hit - c->buf->str) + strlen(needle);
+            char *out = g_strndup(c->buf->str, n);
+            g_string_erase(c->buf, 0, (gssize)n);
+            return out;
+        }
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        if (left <= 0) {
+            fail(NULL, "no '%s' from the monitor socket within %d ms (got: %s)", needle,
+                 timeout_ms, c->buf->str);
+        }
+        struct pollfd p = { .fd = c->fd, .events = POLLIN };
+        if (poll(&p, 1, (int)left) > 0) {
+            char tmp[4096];
+            ssize_t r = read(c->fd, tmp, sizeof(tmp));
+            if (r <= 0) {
+                fail(NULL, "monitor socket closed while waiting for '%s'", needle);
+            }
+            g_string_append_len(c->buf, tmp, r);
+        }
+    }
 }

@@ -177,6 +177,8 @@ void ferry_qmp_send(FerryVM *vm, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* Send bytes as they are: for malformed-input tests. */
 void ferry_qmp_send_raw(FerryVM *vm, const void *data, size_t len);
+/* Pass @fd to the VM with QMP getfd under @fdname (SCM_RIGHTS). */
+void ferry_qmp_getfd(FerryVM *vm, int fd, const char *fdname);
 
 /* The next message that is not an event (events are queued); fails the test
  * on timeout or when the connection closes. */
@@ -268,5 +270,13 @@ unsigned ferry_serial_count(FerryVM *vm, const char *needle);
 /* Wait until ferry_serial_count(NEEDLE) >= COUNT; fails on timeout. */
 void ferry_serial_wait_count(FerryVM *vm, const char *needle, unsigned count,
                              int timeout_ms);
+
+/* ---- A plain client for extra monitor sockets (HMP, a second QMP) ---- */
+typedef struct FerryLineClient FerryLineClient;
+FerryLineClient *ferry_line_client_connect(const char *path);
+void ferry_line_client_send(FerryLineClient *c, const char *text);
+/* Everything up to and including @needle; fails the test at the deadline. */
+char *ferry_line_client_read_until(FerryLineClient *c, const char *needle, int timeout_ms);
+void ferry_line_client_free(FerryLineClient *c);
 
 #endif /* TESTS_QTEST_LIBFERRY_H */

@@ -14,71 +14,6 @@
 
 #include "libferry.h"
 
-/* A bare line-oriented unix socket client for a second monitor. */
-typedef struct LineClient {
-    int fd;
-    GString *buf;
-} LineClient;
-
-static LineClient *line_client_connect(const char *path)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    LineClient *c = g_new0(LineClient, 1);
-    gint64 deadline = g_get_monotonic_time() + ferry_timeout(10000) * 1000LL;
-
-    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
-    for (;;) {
-        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        g_assert_cmpint(c->fd, >=, 0);
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-            break;
-        }
-        close(c->fd);
-        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
-        struct pollfd none = { .fd = -1 };
-        poll(&none, 1, 20);     /* socket not there yet: retry until the deadline */
-    }
-    c->buf = g_string_new(NULL);
-    return c;
-}
-
-static void line_client_free(LineClient *c)
-{
-    close(c->fd);
-    g_string_free(c->buf, TRUE);
-    g_free(c);
-}
-
-static void line_client_send(LineClient *c, const char *text)
-{
-    size_t len = strlen(text);
-    g_assert_cmpint(write(c->fd, text, len), ==, (ssize_t)len);
-}
-
-/* Read until @needle has arrived; returns everything up to and including it. */
-static char *line_client_read_until(LineClient *c, const char *needle)
-{
-    gint64 deadline = g_get_monotonic_time() + ferry_timeout(10000) * 1000LL;
-    for (;;) {
-        char *hit = strstr(c->buf->str, needle);
-        if (hit) {
-            size_t n = (size_t)(hit - c->buf->str) + strlen(needle);
-            char *out = g_strndup(c->buf->str, n);
-            g_string_erase(c->buf, 0, (gssize)n);
-            return out;
-        }
-        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
-        g_assert_cmpint(left, >, 0);
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        if (poll(&p, 1, (int)left) > 0) {
-            char tmp[4096];
-            ssize_t r = read(c->fd, tmp, sizeof(tmp));
-            g_assert_cmpint(r, >, 0);
-            g_string_append_len(c->buf, tmp, r);
-        }
-    }
-}
-
 static FerryVM *start_bootsect(const char *extra)
 {
     const char *img = ferry_guest_path("bootsect");
@@ -314,12 +249,12 @@ static void test_hmp(void)
     g_assert_nonnull(strstr(json_node_get_string(st), "VM status: running"));
 
     /* On its own socket, as a person would type it. */
-    LineClient *c = line_client_connect(hmp_path);
-    g_autofree char *banner = line_client_read_until(c, "(qemu) ");
+    FerryLineClient *c = ferry_line_client_connect(hmp_path);
+    g_autofree char *banner = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(banner, "monitor"));
 
-    line_client_send(c, "help\n");
-    g_autofree char *help = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "help\n");
+    g_autofree char *help = ferry_line_client_read_until(c, "(qemu) ", 10000);
     static const char *const cmds[] = {
         "info", "stop", "cont", "system_reset", "system_powerdown", "quit",
     };
@@ -327,39 +262,39 @@ static void test_hmp(void)
         g_assert_nonnull(strstr(help, cmds[i]));
     }
 
-    line_client_send(c, "info version\n");
-    g_autofree char *ver = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "info version\n");
+    g_autofree char *ver = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(ver, "0.1.0"));
 
-    line_client_send(c, "info cpus\n");
-    g_autofree char *cpus = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "info cpus\n");
+    g_autofree char *cpus = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(cpus, "CPU #0"));
     g_assert_nonnull(strstr(cpus, "CPU #1"));
 
-    line_client_send(c, "stop\n");
-    g_autofree char *s1 = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "stop\n");
+    g_autofree char *s1 = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_autoptr(JsonNode) stop = ferry_qmp_wait_event(vm, "STOP", 5000);
-    line_client_send(c, "info status\n");
-    g_autofree char *paused = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "info status\n");
+    g_autofree char *paused = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(paused, "VM status: paused"));
 
-    line_client_send(c, "info registers\n");
-    g_autofree char *regs = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "info registers\n");
+    g_autofree char *regs = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(regs, "RIP="));
     g_assert_nonnull(strstr(regs, "CR0="));
 
-    line_client_send(c, "c\n");
-    g_autofree char *s2 = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "c\n");
+    g_autofree char *s2 = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_autoptr(JsonNode) resume = ferry_qmp_wait_event(vm, "RESUME", 5000);
     assert_guest_runs(vm);
 
-    line_client_send(c, "frobnicate\n");
-    g_autofree char *bad = line_client_read_until(c, "(qemu) ");
+    ferry_line_client_send(c, "frobnicate\n");
+    g_autofree char *bad = ferry_line_client_read_until(c, "(qemu) ", 10000);
     g_assert_nonnull(strstr(bad, "unknown command: 'frobnicate'"));
 
-    line_client_send(c, "q\n");
+    ferry_line_client_send(c, "q\n");
     g_assert_cmpint(ferry_vm_wait_exit(vm, 10000), ==, 0);
-    line_client_free(c);
+    ferry_line_client_free(c);
     ferry_vm_free(vm);
 }
 
@@ -371,32 +306,32 @@ static void test_two_clients(void)
     g_autofree char *extra = g_strdup_printf("-qmp unix:%s,server=on,wait=off", path);
     FerryVM *vm = start_bootsect(extra);
 
-    LineClient *c = line_client_connect(path);
-    g_autofree char *greeting = line_client_read_until(c, "\r\n");
+    FerryLineClient *c = ferry_line_client_connect(path);
+    g_autofree char *greeting = ferry_line_client_read_until(c, "\r\n", 10000);
     g_assert_true(g_str_has_prefix(greeting, "{\"QMP\": {\"version\": {\"qemu\":"));
     g_assert_nonnull(strstr(greeting, "\"capabilities\": [\"oob\"]"));
 
-    line_client_send(c, "{\"execute\": \"query-status\"}\n");
-    g_autofree char *refused = line_client_read_until(c, "\r\n");
+    ferry_line_client_send(c, "{\"execute\": \"query-status\"}\n");
+    g_autofree char *refused = ferry_line_client_read_until(c, "\r\n", 10000);
     g_assert_nonnull(strstr(refused, "CommandNotFound"));
     g_assert_nonnull(strstr(refused, "qmp_capabilities"));
 
-    line_client_send(c, "{\"execute\": \"qmp_capabilities\"}\n");
-    g_autofree char *caps = line_client_read_until(c, "\r\n");
+    ferry_line_client_send(c, "{\"execute\": \"qmp_capabilities\"}\n");
+    g_autofree char *caps = ferry_line_client_read_until(c, "\r\n", 10000);
     g_assert_cmpstr(caps, ==, "{\"return\": {}}\r\n");
 
     /* A stop from the first client reaches the second as an event. */
     ferry_qmp_ok(vm, "{'execute': 'stop'}");
-    g_autofree char *ev = line_client_read_until(c, "\r\n");
+    g_autofree char *ev = ferry_line_client_read_until(c, "\r\n", 10000);
     g_assert_nonnull(strstr(ev, "\"event\": \"STOP\""));
 
-    line_client_send(c, "{\"execute\": \"cont\", \"id\": 7}\n");
-    g_autofree char *reply = line_client_read_until(c, "\"id\": 7}\r\n");
+    ferry_line_client_send(c, "{\"execute\": \"cont\", \"id\": 7}\n");
+    g_autofree char *reply = ferry_line_client_read_until(c, "\"id\": 7}\r\n", 10000);
     g_assert_nonnull(strstr(reply, "RESUME"));
     g_autoptr(JsonNode) resume = ferry_qmp_wait_event(vm, "RESUME", 5000);
     assert_guest_runs(vm);
 
-    line_client_free(c);
+    ferry_line_client_free(c);
     g_assert_cmpint(ferry_vm_quit(vm), ==, 0);
 }
 
