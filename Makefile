@@ -25,7 +25,7 @@ check-qtest: all
 	meson test -C $(BUILD_DIR) --print-errorlogs --suite qtest
 
 demo: all
-	scripts/demo.sh $(BUILD_DIR)
+	scripts/demo.py --build-dir $(BUILD_DIR)
 
 bench: all
 	tests/bench/boot-bench.py --build-dir $(BUILD_DIR)

@@ -96,6 +96,8 @@ typedef struct MigrationState {
     uint64_t prev_sync_dirty_bytes;
     gint64 prev_sync_ms;
     bool committed;                 /* EOF sent: the destination owns the guest */
+    gint64 active_start_ms;         /* when the first RAM pass began */
+    uint64_t active_start_bytes;
 } MigrationState;
 
 static MigrationState outgoing = { .status = MIGRATION_STATUS_NONE, .cancel_fd = -1 };
@@ -222,18 +224,28 @@ static void migration_pass_event(void)
     qmp_event_emit("MIGRATION_PASS", data);
 }
 
-/* Bytes we may leave for the stop-and-copy phase. */
+/*
+ * Bytes we may leave for the stop-and-copy phase: what the link moves in
+ * downtime-limit. Until a rate has been measured there is no room at all,
+ * so a large guest never switches over on a guess.
+ */
 static uint64_t migration_switchover_threshold(MigrationState *s)
 {
     const MigrationParameters *p = migrate_params();
     double bw = s->bandwidth_bytes_per_ms;
+    if (bw <= 0 && s->file) {
+        /* Before the first full window: the average since the stream started. */
+        gint64 elapsed = now_ms() - s->active_start_ms;
+        uint64_t sent = qemu_file_transferred(s->file) - s->active_start_bytes;
+        if (elapsed >= 1 && sent >= (256u << 10)) {
+            bw = (double)sent / (double)elapsed;
+        }
+    }
     if (p->avail_switchover_bandwidth) {
         bw = (double)p->avail_switchover_bandwidth / 1000.0;
     }
     if (bw <= 0) {
-        /* No measurement yet: assume the limit (or 1 GB/s unlimited). */
-        uint64_t limit = p->max_bandwidth ? p->max_bandwidth : (1ULL << 30);
-        bw = (double)limit / 1000.0;
+        return 0;
     }
     return (uint64_t)(bw * (double)p->downtime_limit);
 }
@@ -380,6 +392,8 @@ static gpointer migration_thread(gpointer opaque)
         ok = qemu_savevm_state_setup(s->file, &err);
         bql_unlock();
         s->setup_ms = now_ms() - s->start_ms;
+        s->active_start_ms = now_ms();
+        s->active_start_bytes = qemu_file_transferred(s->file);
         ok = ok && migrate_set_state(&s->status, MIGRATION_STATUS_SETUP,
                                      MIGRATION_STATUS_ACTIVE);
         ok = ok && migration_iterate(s, &err);
@@ -598,8 +612,11 @@ static gboolean migration_incoming_finished(gpointer opaque)
         s->error_desc = g_strdup(res->error);
         g_mutex_unlock(&s->lock);
         migrate_set_state(&s->status, migration_incoming_status(), MIGRATION_STATUS_FAILED);
-        /* The destination has nothing worth keeping: say why and go. */
-        main_loop_quit(1);
+        if (migrate_incoming_exit_on_error()) {
+            /* The destination has nothing worth keeping: say why and go. */
+            main_loop_quit(1);
+        }
+        /* exit-on-error=false: stay, so management can read error-desc. */
     } else {
         migrate_set_state(&s->status, MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_COMPLETED);
         RunState src = global_state_received() ? global_state_get_runstate() : RUN_STATE_RUNNING;
@@ -739,7 +756,6 @@ static JsonObject *migration_query_ram(const MigrationState *s)
     json_object_set_int_member(ram, "remaining", (gint64)mig_stat_get(&mig_stats.remaining));
     json_object_set_int_member(ram, "total", (gint64)ram_bytes_total());
     json_object_set_int_member(ram, "duplicate", (gint64)mig_stat_get(&mig_stats.zero_pages));
-    json_object_set_int_member(ram, "skipped", 0);
     json_object_set_int_member(ram, "normal", (gint64)normal);
     json_object_set_int_member(ram, "normal-bytes", (gint64)(normal * 4096));
     json_object_set_int_member(ram, "dirty-pages-rate",
