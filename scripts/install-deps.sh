@@ -21,6 +21,8 @@ busybox-static
 cpio
 python3
 socat
+clang
+libclang-rt-14-dev
 "
 
 missing=""
