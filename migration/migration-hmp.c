@@ -95,27 +95,6 @@ static char **hmp_args_exact(const char *cmd, const char *args, int n, GString *
     return g_steal_pointer(&words);
 }
 
-/* Run a QMP command; "Error: ..." on failure (QEMU's hmp_handle_error). */
-static JsonNode *hmp_qmp(const char *name, JsonObject *args, GString *out)
-{
-    g_autoptr(GError) err = NULL;
-    JsonNode *ret = qmp_dispatch_command(name, args, &err);
-
-    if (!ret) {
-        g_string_append_printf(out, "Error: %s\n", err->message);
-    }
-    return ret;
-}
-
-static void hmp_qmp_simple(const char *name, JsonObject *args, GString *out)
-{
-    JsonNode *ret = hmp_qmp(name, args, out);
-
-    if (ret) {
-        json_node_unref(ret);
-    }
-}
-
 /* ---- sizes and members for the info commands ---- */
 
 /* QEMU's size_to_str(): three significant digits, binary units ("4.02 GiB"). */
@@ -190,6 +169,27 @@ static bool obj_bool(JsonObject *o, const char *name)
     return n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_boolean(n);
 }
 
+/* "@prefix<value>@suffix", for a member QEMU prints only when the reply has it. */
+static void hmp_append_int_if_present(GString *out, JsonObject *o, const char *name,
+                                      const char *prefix, const char *suffix)
+{
+    if (json_object_has_member(o, name)) {
+        g_string_append_printf(out, "%s%" G_GINT64_FORMAT "%s", prefix, obj_int(o, name),
+                               suffix);
+    }
+}
+
+/* "@prefix<value>", for a counter QEMU prints only when it is not zero. */
+static void hmp_append_int_if_nonzero(GString *out, JsonObject *o, const char *name,
+                                      const char *prefix)
+{
+    gint64 value = obj_int(o, name);
+
+    if (value) {
+        g_string_append_printf(out, "%s%" G_GINT64_FORMAT, prefix, value);
+    }
+}
+
 /* ---- info migrate ---- */
 
 static void hmp_socket_uri(JsonObject *sa, GString *out)
@@ -235,25 +235,13 @@ static void hmp_info_migrate_ram(JsonObject *ram, JsonObject *info, GString *out
                            obj_int(ram, "normal"), obj_int(ram, "duplicate"));
     g_string_append_printf(out, "  Page Rates (pps): \ttransfer=%" G_GINT64_FORMAT,
                            obj_int(ram, "pages-per-second"));
-    if (obj_int(ram, "dirty-pages-rate")) {
-        g_string_append_printf(out, ", dirty=%" G_GINT64_FORMAT,
-                               obj_int(ram, "dirty-pages-rate"));
-    }
+    hmp_append_int_if_nonzero(out, ram, "dirty-pages-rate", ", dirty=");
     g_string_append_c(out, '\n');
     g_string_append_printf(out, "  Others: \t\tdirty_syncs=%" G_GINT64_FORMAT,
                            obj_int(ram, "dirty-sync-count"));
-    if (obj_int(ram, "postcopy-requests")) {
-        g_string_append_printf(out, ", postcopy_req=%" G_GINT64_FORMAT,
-                               obj_int(ram, "postcopy-requests"));
-    }
-    if (obj_int(ram, "downtime-bytes")) {
-        g_string_append_printf(out, ", downtime_bytes=%" G_GINT64_FORMAT,
-                               obj_int(ram, "downtime-bytes"));
-    }
-    if (obj_int(ram, "dirty-sync-missed-zero-copy")) {
-        g_string_append_printf(out, ", zerocopy_fallbacks=%" G_GINT64_FORMAT,
-                               obj_int(ram, "dirty-sync-missed-zero-copy"));
-    }
+    hmp_append_int_if_nonzero(out, ram, "postcopy-requests", ", postcopy_req=");
+    hmp_append_int_if_nonzero(out, ram, "downtime-bytes", ", downtime_bytes=");
+    hmp_append_int_if_nonzero(out, ram, "dirty-sync-missed-zero-copy", ", zerocopy_fallbacks=");
     g_string_append_c(out, '\n');
 }
 
@@ -272,22 +260,13 @@ static void hmp_info_migrate_all(JsonObject *info, GString *out)
                                obj_double(x, "cache-miss-rate"),
                                obj_double(x, "encoding-rate"), obj_int(x, "overflow"));
     }
-    if (json_object_has_member(info, "cpu-throttle-percentage")) {
-        g_string_append_printf(out, "CPU Throttle (%%): %" G_GINT64_FORMAT "\n",
-                               obj_int(info, "cpu-throttle-percentage"));
-    }
-    if (json_object_has_member(info, "dirty-limit-throttle-time-per-round")) {
-        g_string_append_printf(out, "Dirty-limit Throttle (us): %" G_GINT64_FORMAT "\n",
-                               obj_int(info, "dirty-limit-throttle-time-per-round"));
-    }
-    if (json_object_has_member(info, "dirty-limit-ring-full-time")) {
-        g_string_append_printf(out, "Dirty-limit Ring Full (us): %" G_GINT64_FORMAT "\n",
-                               obj_int(info, "dirty-limit-ring-full-time"));
-    }
-    if (json_object_has_member(info, "postcopy-blocktime")) {
-        g_string_append_printf(out, "Postcopy Blocktime (ms): %" G_GINT64_FORMAT "\n",
-                               obj_int(info, "postcopy-blocktime"));
-    }
+    hmp_append_int_if_present(out, info, "cpu-throttle-percentage", "CPU Throttle (%): ", "\n");
+    hmp_append_int_if_present(out, info, "dirty-limit-throttle-time-per-round",
+                              "Dirty-limit Throttle (us): ", "\n");
+    hmp_append_int_if_present(out, info, "dirty-limit-ring-full-time",
+                              "Dirty-limit Ring Full (us): ", "\n");
+    hmp_append_int_if_present(out, info, "postcopy-blocktime", "Postcopy Blocktime (ms): ",
+                              "\n");
     if (json_object_has_member(info, "postcopy-vcpu-blocktime")) {
         JsonArray *a = json_object_get_array_member(info, "postcopy-vcpu-blocktime");
         g_string_append(out, "Postcopy vCPU Blocktime (ms):\n [");
@@ -315,7 +294,7 @@ static void hmp_info_migrate(const char *args, GString *out)
         }
         all = true;
     }
-    ret = hmp_qmp("query-migrate", NULL, out);
+    ret = hmp_run_qmp("query-migrate", NULL, out);
     if (!ret) {
         return;
     }
@@ -338,18 +317,9 @@ static void hmp_info_migrate(const char *args, GString *out)
         if (obj_int(info, "total-time")) {
             g_string_append_printf(out, "Time (ms): \t\ttotal=%" G_GINT64_FORMAT,
                                    obj_int(info, "total-time"));
-            if (json_object_has_member(info, "setup-time")) {
-                g_string_append_printf(out, ", setup=%" G_GINT64_FORMAT,
-                                       obj_int(info, "setup-time"));
-            }
-            if (json_object_has_member(info, "expected-downtime")) {
-                g_string_append_printf(out, ", exp_down=%" G_GINT64_FORMAT,
-                                       obj_int(info, "expected-downtime"));
-            }
-            if (json_object_has_member(info, "downtime")) {
-                g_string_append_printf(out, ", down=%" G_GINT64_FORMAT,
-                                       obj_int(info, "downtime"));
-            }
+            hmp_append_int_if_present(out, info, "setup-time", ", setup=", "");
+            hmp_append_int_if_present(out, info, "expected-downtime", ", exp_down=", "");
+            hmp_append_int_if_present(out, info, "downtime", ", down=", "");
             g_string_append_c(out, '\n');
         }
     }
@@ -373,7 +343,7 @@ static void hmp_info_migrate(const char *args, GString *out)
 
 static void hmp_info_migrate_capabilities(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_qmp("query-migrate-capabilities", NULL, out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-migrate-capabilities", NULL, out);
     JsonArray *list;
 
     if (!ret) {
@@ -430,7 +400,7 @@ static void hmp_info_migrate_parameters(const char *args, GString *out)
         { "mode", FORM_NAME },
         { "direct-io", FORM_ONOFF },
     };
-    g_autoptr(JsonNode) ret = hmp_qmp("query-migrate-parameters", NULL, out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-migrate-parameters", NULL, out);
     JsonObject *p;
 
     if (!ret) {
@@ -591,7 +561,7 @@ static void hmp_migrate(const char *args, GString *out)
     if (resume) {
         json_object_set_boolean_member(qargs, "resume", TRUE);
     }
-    ret = hmp_qmp("migrate", qargs, out);
+    ret = hmp_run_qmp("migrate", qargs, out);
     if (!ret) {
         return;
     }
@@ -625,12 +595,12 @@ static void hmp_migrate_incoming(const char *args, GString *out)
         return;
     }
     json_object_set_string_member(qargs, "uri", a[0]);
-    hmp_qmp_simple("migrate-incoming", qargs, out);
+    hmp_run_qmp_simple("migrate-incoming", qargs, out);
 }
 
 static void hmp_migrate_cancel(const char *args, GString *out)
 {
-    hmp_qmp_simple("migrate_cancel", NULL, out);
+    hmp_run_qmp_simple("migrate_cancel", NULL, out);
 }
 
 static void hmp_migrate_continue(const char *args, GString *out)
@@ -648,7 +618,7 @@ static void hmp_migrate_continue(const char *args, GString *out)
         return;
     }
     json_object_set_string_member(qargs, "state", a[0]);
-    hmp_qmp_simple("migrate-continue", qargs, out);
+    hmp_run_qmp_simple("migrate-continue", qargs, out);
 }
 
 static void hmp_migrate_set_capability(const char *args, GString *out)
@@ -682,7 +652,7 @@ static void hmp_migrate_set_capability(const char *args, GString *out)
     json_object_set_boolean_member(entry, "state", state);
     json_array_add_object_element(list, entry);
     json_object_set_array_member(qargs, "capabilities", list);
-    hmp_qmp_simple("migrate-set-capabilities", qargs, out);
+    hmp_run_qmp_simple("migrate-set-capabilities", qargs, out);
 }
 
 static void hmp_migrate_set_parameter(const char *args, GString *out)
@@ -699,7 +669,7 @@ static void hmp_migrate_set_parameter(const char *args, GString *out)
         g_string_append_printf(out, "Error: %s\n", err->message);
         return;
     }
-    hmp_qmp_simple("migrate-set-parameters", qargs, out);
+    hmp_run_qmp_simple("migrate-set-parameters", qargs, out);
 }
 
 static void hmp_fd_command(const char *hmp_name, const char *qmp_name, const char *args,
@@ -712,7 +682,7 @@ static void hmp_fd_command(const char *hmp_name, const char *qmp_name, const cha
         return;
     }
     json_object_set_string_member(qargs, "fdname", a[0]);
-    hmp_qmp_simple(qmp_name, qargs, out);
+    hmp_run_qmp_simple(qmp_name, qargs, out);
 }
 
 static void hmp_getfd(const char *args, GString *out)

@@ -13,12 +13,11 @@
 
 #include "migration/migration.h"
 #include "migration/options.h"
+#include "migration/qmp-args.h"
 #include "system/monitor.h"
 #include "system/monitor/monitor-internal.h"
 
-static void set_error(GError **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void set_error(GError **errp, const char *fmt, ...)
+void mig_qmp_error(GError **errp, const char *fmt, ...)
 {
     va_list ap;
 
@@ -35,23 +34,15 @@ static void propagate(GError **errp, GError *err)
         g_propagate_error(errp, err);
         return;
     }
-    set_error(errp, "%s", err->message);
+    mig_qmp_error(errp, "%s", err->message);
     g_error_free(err);
 }
 
-/* ---- channels -> URI ---- */
+/* ---- members of nested objects (qmp-args.h) ---- */
 
-typedef enum ChanKind {
-    CHAN_STR,
-    CHAN_BOOL,
-    CHAN_UINT,
-    CHAN_OBJECT,
-    CHAN_ARRAY,
-} ChanKind;
-
-/* @path.@member with QEMU's visitor texts; NULL (and no error) when optional and absent. */
-static JsonNode *chan_member(JsonObject *obj, const char *path, const char *member,
-                             ChanKind kind, bool optional, GError **errp)
+/* @path.@member of @type: the member, or NULL (an error unless @optional and absent). */
+static JsonNode *mig_qmp_check_member(JsonObject *obj, const char *path, const char *member,
+                                      MigQmpType type, bool optional, GError **errp)
 {
     static const char *const names[] = { "string", "boolean", "uint64", "object", "array" };
     JsonNode *n = json_object_get_member(obj, member);
@@ -59,25 +50,25 @@ static JsonNode *chan_member(JsonObject *obj, const char *path, const char *memb
 
     if (!n) {
         if (!optional) {
-            set_error(errp, "Parameter '%s.%s' is missing", path, member);
+            mig_qmp_error(errp, "Parameter '%s.%s' is missing", path, member);
         }
         return NULL;
     }
-    switch (kind) {
-    case CHAN_STR:
+    switch (type) {
+    case MIG_QMP_STR:
         ok = JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING;
         break;
-    case CHAN_BOOL:
+    case MIG_QMP_BOOL:
         ok = JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_BOOLEAN;
         break;
-    case CHAN_UINT:
+    case MIG_QMP_UINT:
         if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64) {
-            set_error(errp, "Parameter '%s.%s' expects uint64", path, member);
+            mig_qmp_error(errp, "Parameter '%s.%s' expects uint64", path, member);
             return NULL;
         }
         ok = true;
         break;
-    case CHAN_OBJECT:
+    case MIG_QMP_OBJECT:
         ok = JSON_NODE_HOLDS_OBJECT(n);
         break;
     default:
@@ -85,49 +76,69 @@ static JsonNode *chan_member(JsonObject *obj, const char *path, const char *memb
         break;
     }
     if (!ok) {
-        set_error(errp, "Invalid parameter type for '%s.%s', expected: %s", path, member,
-                  names[kind]);
+        mig_qmp_error(errp, "Invalid parameter type for '%s.%s', expected: %s", path, member,
+                      names[type]);
         return NULL;
     }
     return n;
 }
 
-static bool chan_no_extra(JsonObject *obj, const char *path, const char *const *known,
-                          GError **errp)
+JsonNode *mig_qmp_member(JsonObject *obj, const char *path, const char *member,
+                         MigQmpType type, GError **errp)
+{
+    return mig_qmp_check_member(obj, path, member, type, false, errp);
+}
+
+bool mig_qmp_optional_member(JsonObject *obj, const char *path, const char *member,
+                             MigQmpType type, GError **errp)
+{
+    return !json_object_has_member(obj, member) ||
+           mig_qmp_check_member(obj, path, member, type, true, errp);
+}
+
+bool mig_qmp_no_extra_members(JsonObject *obj, const char *path, const char *const *known,
+                              GError **errp)
 {
     g_autoptr(GList) members = json_object_get_members(obj);
 
     for (GList *l = members; l; l = l->next) {
         if (!g_strv_contains(known, l->data)) {
-            set_error(errp, "Parameter '%s.%s' is unexpected", path, (const char *)l->data);
+            mig_qmp_error(errp, "Parameter '%s.%s' is unexpected", path,
+                          (const char *)l->data);
             return false;
         }
     }
     return true;
 }
 
+JsonObject *mig_qmp_object_element(JsonNode *el, const char *path, GError **errp)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(el)) {
+        mig_qmp_error(errp, "Invalid parameter type for '%s', expected: object", path);
+        return NULL;
+    }
+    return json_node_get_object(el);
+}
+
+/* ---- channels -> URI ---- */
+
 /* Check the optional members a SocketAddress variant may carry (their types). */
 static bool chan_optional_members(JsonObject *obj, const char *path,
                                   const char *const *bools, const char *const *uints,
                                   const char *const *strs, GError **errp)
 {
-    g_autoptr(GError) err = NULL;
-
     for (const char *const *m = bools; m && *m; m++) {
-        if (!chan_member(obj, path, *m, CHAN_BOOL, true, &err) && err) {
-            g_propagate_error(errp, g_steal_pointer(&err));
+        if (!mig_qmp_optional_member(obj, path, *m, MIG_QMP_BOOL, errp)) {
             return false;
         }
     }
     for (const char *const *m = uints; m && *m; m++) {
-        if (!chan_member(obj, path, *m, CHAN_UINT, true, &err) && err) {
-            g_propagate_error(errp, g_steal_pointer(&err));
+        if (!mig_qmp_optional_member(obj, path, *m, MIG_QMP_UINT, errp)) {
             return false;
         }
     }
     for (const char *const *m = strs; m && *m; m++) {
-        if (!chan_member(obj, path, *m, CHAN_STR, true, &err) && err) {
-            g_propagate_error(errp, g_steal_pointer(&err));
+        if (!mig_qmp_optional_member(obj, path, *m, MIG_QMP_STR, errp)) {
             return false;
         }
     }
@@ -145,7 +156,7 @@ static bool chan_optional_members(JsonObject *obj, const char *path,
 static char *chan_socket_uri(JsonObject *addr, const char *path, char **unsupported,
                              GError **errp)
 {
-    JsonNode *type = chan_member(addr, path, "type", CHAN_STR, false, errp);
+    JsonNode *type = mig_qmp_member(addr, path, "type", MIG_QMP_STR, errp);
     const char *t;
 
     if (!type) {
@@ -164,11 +175,11 @@ static char *chan_socket_uri(JsonObject *addr, const char *path, char **unsuppor
         static const char *const uints[] = {
             "to", "keep-alive-count", "keep-alive-idle", "keep-alive-interval", NULL,
         };
-        JsonNode *host = chan_member(addr, path, "host", CHAN_STR, false, errp);
-        JsonNode *port = host ? chan_member(addr, path, "port", CHAN_STR, false, errp) : NULL;
+        JsonNode *host = mig_qmp_member(addr, path, "host", MIG_QMP_STR, errp);
+        JsonNode *port = host ? mig_qmp_member(addr, path, "port", MIG_QMP_STR, errp) : NULL;
 
         if (!port || !chan_optional_members(addr, path, bools, uints, NULL, errp) ||
-            !chan_no_extra(addr, path, known, errp)) {
+            !mig_qmp_no_extra_members(addr, path, known, errp)) {
             return NULL;
         }
         if (json_object_has_member(addr, "to")) {
@@ -185,10 +196,10 @@ static char *chan_socket_uri(JsonObject *addr, const char *path, char **unsuppor
         static const char *const known[] = { "transport", "type", "path", "abstract", "tight",
                                              NULL };
         static const char *const bools[] = { "abstract", "tight", NULL };
-        JsonNode *p = chan_member(addr, path, "path", CHAN_STR, false, errp);
+        JsonNode *p = mig_qmp_member(addr, path, "path", MIG_QMP_STR, errp);
 
         if (!p || !chan_optional_members(addr, path, bools, NULL, NULL, errp) ||
-            !chan_no_extra(addr, path, known, errp)) {
+            !mig_qmp_no_extra_members(addr, path, known, errp)) {
             return NULL;
         }
         if (json_object_has_member(addr, "abstract") &&
@@ -200,24 +211,24 @@ static char *chan_socket_uri(JsonObject *addr, const char *path, char **unsuppor
     }
     if (!strcmp(t, "fd")) {
         static const char *const known[] = { "transport", "type", "str", NULL };
-        JsonNode *s = chan_member(addr, path, "str", CHAN_STR, false, errp);
+        JsonNode *s = mig_qmp_member(addr, path, "str", MIG_QMP_STR, errp);
 
-        if (!s || !chan_no_extra(addr, path, known, errp)) {
+        if (!s || !mig_qmp_no_extra_members(addr, path, known, errp)) {
             return NULL;
         }
         return g_strconcat("fd:", json_node_get_string(s), NULL);
     }
     if (!strcmp(t, "vsock")) {
         static const char *const known[] = { "transport", "type", "cid", "port", NULL };
-        if (!chan_member(addr, path, "cid", CHAN_STR, false, errp) ||
-            !chan_member(addr, path, "port", CHAN_STR, false, errp) ||
-            !chan_no_extra(addr, path, known, errp)) {
+        if (!mig_qmp_member(addr, path, "cid", MIG_QMP_STR, errp) ||
+            !mig_qmp_member(addr, path, "port", MIG_QMP_STR, errp) ||
+            !mig_qmp_no_extra_members(addr, path, known, errp)) {
             return NULL;
         }
         *unsupported = g_strdup("migration protocol 'vsock' is not supported");
         return NULL;
     }
-    set_error(errp, "Parameter 'type' does not accept value '%s'", t);
+    mig_qmp_error(errp, "Parameter 'type' does not accept value '%s'", t);
     return NULL;
 }
 
@@ -225,12 +236,12 @@ static char *chan_socket_uri(JsonObject *addr, const char *path, char **unsuppor
 static char *chan_exec_uri(JsonObject *addr, const char *path, GError **errp)
 {
     static const char *const known[] = { "transport", "args", NULL };
-    JsonNode *args = chan_member(addr, path, "args", CHAN_ARRAY, false, errp);
+    JsonNode *args = mig_qmp_member(addr, path, "args", MIG_QMP_ARRAY, errp);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     JsonArray *list;
     guint n;
 
-    if (!args || !chan_no_extra(addr, path, known, errp)) {
+    if (!args || !mig_qmp_no_extra_members(addr, path, known, errp)) {
         return NULL;
     }
     list = json_node_get_array(args);
@@ -238,14 +249,14 @@ static char *chan_exec_uri(JsonObject *addr, const char *path, GError **errp)
     for (guint i = 0; i < n; i++) {
         JsonNode *el = json_array_get_element(list, i);
         if (!JSON_NODE_HOLDS_VALUE(el) || json_node_get_value_type(el) != G_TYPE_STRING) {
-            set_error(errp, "Invalid parameter type for '%s.args[%u]', expected: string",
-                      path, i);
+            mig_qmp_error(errp, "Invalid parameter type for '%s.args[%u]', expected: string",
+                          path, i);
             return NULL;
         }
         g_ptr_array_add(argv, (gpointer)json_node_get_string(el));
     }
     if (n == 0) {
-        set_error(errp, "Parameter '%s.args' expects a command and its arguments", path);
+        mig_qmp_error(errp, "Parameter '%s.args' expects a command and its arguments", path);
         return NULL;
     }
     /* ["/bin/sh", "-c", CMD] is exactly what "exec:CMD" runs. */
@@ -267,16 +278,16 @@ static char *chan_exec_uri(JsonObject *addr, const char *path, GError **errp)
 static char *chan_file_uri(JsonObject *addr, const char *path, GError **errp)
 {
     static const char *const known[] = { "transport", "filename", "offset", NULL };
-    JsonNode *name = chan_member(addr, path, "filename", CHAN_STR, false, errp);
-    JsonNode *off = name ? chan_member(addr, path, "offset", CHAN_UINT, false, errp) : NULL;
+    JsonNode *name = mig_qmp_member(addr, path, "filename", MIG_QMP_STR, errp);
+    JsonNode *off = name ? mig_qmp_member(addr, path, "offset", MIG_QMP_UINT, errp) : NULL;
     gint64 offset;
 
-    if (!off || !chan_no_extra(addr, path, known, errp)) {
+    if (!off || !mig_qmp_no_extra_members(addr, path, known, errp)) {
         return NULL;
     }
     offset = json_node_get_int(off);
     if (offset < 0) {
-        set_error(errp, "Parameter '%s.offset' expects uint64", path);
+        mig_qmp_error(errp, "Parameter '%s.offset' expects uint64", path);
         return NULL;
     }
     if (offset == 0) {
@@ -293,27 +304,26 @@ static char *channel_uri(JsonNode *el, const char *path, char **unsupported, GEr
     JsonNode *type, *addr_node, *transport;
     JsonObject *ch, *addr;
 
-    if (!JSON_NODE_HOLDS_OBJECT(el)) {
-        set_error(errp, "Invalid parameter type for '%s', expected: object", path);
+    ch = mig_qmp_object_element(el, path, errp);
+    if (!ch) {
         return NULL;
     }
-    ch = json_node_get_object(el);
-    type = chan_member(ch, path, "channel-type", CHAN_STR, false, errp);
+    type = mig_qmp_member(ch, path, "channel-type", MIG_QMP_STR, errp);
     if (!type) {
         return NULL;
     }
     if (strcmp(json_node_get_string(type), "main") != 0) {
-        set_error(errp, "Parameter 'channel-type' does not accept value '%s'",
-                  json_node_get_string(type));
+        mig_qmp_error(errp, "Parameter 'channel-type' does not accept value '%s'",
+                      json_node_get_string(type));
         return NULL;
     }
-    addr_node = chan_member(ch, path, "addr", CHAN_OBJECT, false, errp);
+    addr_node = mig_qmp_member(ch, path, "addr", MIG_QMP_OBJECT, errp);
     if (!addr_node) {
         return NULL;
     }
     addr = json_node_get_object(addr_node);
     g_autofree char *apath = g_strdup_printf("%s.addr", path);
-    transport = chan_member(addr, apath, "transport", CHAN_STR, false, errp);
+    transport = mig_qmp_member(addr, apath, "transport", MIG_QMP_STR, errp);
     if (!transport) {
         return NULL;
     }
@@ -331,15 +341,15 @@ static char *channel_uri(JsonNode *el, const char *path, char **unsupported, GEr
             "transport", "host", "port", "numeric", "to", "ipv4", "ipv6", "keep-alive",
             "keep-alive-count", "keep-alive-idle", "keep-alive-interval", "mptcp", NULL,
         };
-        if (chan_member(addr, apath, "host", CHAN_STR, false, errp) &&
-            chan_member(addr, apath, "port", CHAN_STR, false, errp) &&
-            chan_no_extra(addr, apath, known, errp)) {
+        if (mig_qmp_member(addr, apath, "host", MIG_QMP_STR, errp) &&
+            mig_qmp_member(addr, apath, "port", MIG_QMP_STR, errp) &&
+            mig_qmp_no_extra_members(addr, apath, known, errp)) {
             *unsupported = g_strdup("migration protocol 'rdma' is not supported");
         }
     } else {
-        set_error(errp, "Parameter 'transport' does not accept value '%s'", t);
+        mig_qmp_error(errp, "Parameter 'transport' does not accept value '%s'", t);
     }
-    if ((uri || *unsupported) && !chan_no_extra(ch, path, chan_known, errp)) {
+    if ((uri || *unsupported) && !mig_qmp_no_extra_members(ch, path, chan_known, errp)) {
         g_clear_pointer(&uri, g_free);
         g_clear_pointer(unsupported, g_free);
     }
@@ -377,18 +387,18 @@ static char *migrate_address(JsonObject *args, GError **errp)
     }
     /* An empty list is no list at all, as for QEMU. */
     if (!uri == !n) {
-        set_error(errp, "need either 'uri' or 'channels' argument");
+        mig_qmp_error(errp, "need either 'uri' or 'channels' argument");
         return NULL;
     }
     if (uri) {
         return g_strdup(uri);
     }
     if (n > 1) {
-        set_error(errp, "Channel list must have only one entry, for type 'main'");
+        mig_qmp_error(errp, "Channel list must have only one entry, for type 'main'");
         return NULL;
     }
     if (unsupported) {
-        set_error(errp, "%s", unsupported);
+        mig_qmp_error(errp, "%s", unsupported);
         return NULL;
     }
     return g_steal_pointer(&main_uri);
@@ -460,7 +470,7 @@ static JsonNode *qmp_migrate_continue(JsonObject *args, GError **errp)
     GError *err = NULL;
 
     if (!migration_status_parse(name, &state)) {
-        set_error(errp, "Parameter 'state' does not accept value '%s'", name);
+        mig_qmp_error(errp, "Parameter 'state' does not accept value '%s'", name);
         return NULL;
     }
     if (!qmp_migrate_continue_from(state, &err)) {
@@ -504,12 +514,12 @@ static JsonNode *qmp_getfd(JsonObject *args, GError **errp)
     int fd = monitor_take_fd();
 
     if (fd < 0) {
-        set_error(errp, "No file descriptor supplied via SCM_RIGHTS");
+        mig_qmp_error(errp, "No file descriptor supplied via SCM_RIGHTS");
         return NULL;
     }
     if (g_ascii_isdigit(name[0])) {
         close(fd);
-        set_error(errp, "Parameter 'fdname' expects a name not starting with a digit");
+        mig_qmp_error(errp, "Parameter 'fdname' expects a name not starting with a digit");
         return NULL;
     }
     g_mutex_lock(&monitor_fds_lock);
@@ -532,7 +542,7 @@ static JsonNode *qmp_closefd(JsonObject *args, GError **errp)
     int fd = monitor_fd_take(name);
 
     if (fd < 0) {
-        set_error(errp, "File descriptor named '%s' not found", name);
+        mig_qmp_error(errp, "File descriptor named '%s' not found", name);
         return NULL;
     }
     close(fd);

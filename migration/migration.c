@@ -827,7 +827,7 @@ JsonObject *migration_query_info(void)
     bool running = migration_is_running(st);
     json_object_set_int_member(info, "total-time",
                                running ? now_ms() - s->start_ms : s->total_ms);
-    if (s->setup_ms) {
+    if (st != MIGRATION_STATUS_SETUP) {
         json_object_set_int_member(info, "setup-time", s->setup_ms);
     }
     if (running) {

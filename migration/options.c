@@ -17,12 +17,12 @@
  * lock and handed out as copies.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "migration/migration.h"
 #include "migration/options.h"
+#include "migration/qmp-args.h"
 #include "system/monitor.h"
 #include "util/option.h"
 
@@ -381,76 +381,6 @@ static bool json_is_type(JsonNode *node, GType type)
     return node && JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == type;
 }
 
-/* ---- QMP error helpers (QEMU's visitor texts) ---- */
-
-static void set_error(GError **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-
-static void set_error(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error_literal(errp, QMP_ERROR, QMP_ERROR_GENERIC, msg);
-}
-
-typedef enum MemberKind {
-    MEMBER_STR,
-    MEMBER_BOOL,
-    MEMBER_OBJECT,
-    MEMBER_ARRAY,
-} MemberKind;
-
-/* @path.@member exists (unless @optional) with the right JSON type. */
-static bool check_member_type(JsonObject *obj, const char *path, const char *member,
-                              bool optional, MemberKind kind, GError **errp)
-{
-    static const char *const kind_names[] = { "string", "boolean", "object", "array" };
-    JsonNode *n = json_object_get_member(obj, member);
-    bool ok;
-
-    if (!n) {
-        if (!optional) {
-            set_error(errp, "Parameter '%s.%s' is missing", path, member);
-        }
-        return optional;
-    }
-    switch (kind) {
-    case MEMBER_STR:
-        ok = json_is_type(n, G_TYPE_STRING);
-        break;
-    case MEMBER_BOOL:
-        ok = json_is_type(n, G_TYPE_BOOLEAN);
-        break;
-    case MEMBER_OBJECT:
-        ok = JSON_NODE_HOLDS_OBJECT(n);
-        break;
-    default:
-        ok = JSON_NODE_HOLDS_ARRAY(n);
-        break;
-    }
-    if (!ok) {
-        set_error(errp, "Invalid parameter type for '%s.%s', expected: %s", path, member,
-                  kind_names[kind]);
-    }
-    return ok;
-}
-
-static bool check_no_extra_members(JsonObject *obj, const char *path,
-                                   const char *const *known, GError **errp)
-{
-    g_autoptr(GList) members = json_object_get_members(obj);
-
-    for (GList *l = members; l; l = l->next) {
-        if (!g_strv_contains(known, l->data)) {
-            set_error(errp, "Parameter '%s.%s' is unexpected", path, (const char *)l->data);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ---- migrate-set-capabilities / query-migrate-capabilities ---- */
 
 /* QEMU's compatibility rules between capabilities (and parameters). */
@@ -463,52 +393,53 @@ static bool caps_check(const bool *old_caps, const bool *new_caps, GError **errp
 
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] &&
         new_caps[MIGRATION_CAPABILITY_X_IGNORE_SHARED]) {
-        set_error(errp, "Postcopy is not compatible with ignore-shared");
+        mig_qmp_error(errp, "Postcopy is not compatible with ignore-shared");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_ZERO_COPY_SEND] &&
         (!new_caps[MIGRATION_CAPABILITY_MULTIFD] ||
          new_caps[MIGRATION_CAPABILITY_XBZRLE] || comp != MULTIFD_COMPRESSION_NONE || tls)) {
-        set_error(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
+        mig_qmp_error(errp, "Zero copy only available for non-compressed"
+                      " non-TLS multifd migration");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT]) {
         if (!new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
-            set_error(errp, "Postcopy preempt requires postcopy-ram");
+            mig_qmp_error(errp, "Postcopy preempt requires postcopy-ram");
             return false;
         }
         if (!old_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] && incoming_started) {
-            set_error(errp, "Postcopy preempt must be set before incoming starts");
+            mig_qmp_error(errp, "Postcopy preempt must be set before incoming starts");
             return false;
         }
     }
     if (new_caps[MIGRATION_CAPABILITY_MULTIFD] && !old_caps[MIGRATION_CAPABILITY_MULTIFD] &&
         incoming_started) {
-        set_error(errp, "Multifd must be set before incoming starts");
+        mig_qmp_error(errp, "Multifd must be set before incoming starts");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_SWITCHOVER_ACK] &&
         !new_caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
-        set_error(errp, "Capability 'switchover-ack' requires capability 'return-path'");
+        mig_qmp_error(errp, "Capability 'switchover-ack' requires capability 'return-path'");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_DIRTY_LIMIT] &&
         new_caps[MIGRATION_CAPABILITY_AUTO_CONVERGE]) {
-        set_error(errp, "dirty-limit conflicts with auto-converge"
-                  " either of then available currently");
+        mig_qmp_error(errp, "dirty-limit conflicts with auto-converge"
+                      " either of then available currently");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_MULTIFD] && new_caps[MIGRATION_CAPABILITY_XBZRLE]) {
-        set_error(errp, "Multifd is not compatible with xbzrle");
+        mig_qmp_error(errp, "Multifd is not compatible with xbzrle");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_MAPPED_RAM]) {
         if (new_caps[MIGRATION_CAPABILITY_XBZRLE]) {
-            set_error(errp, "Mapped-ram migration is incompatible with xbzrle");
+            mig_qmp_error(errp, "Mapped-ram migration is incompatible with xbzrle");
             return false;
         }
         if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
-            set_error(errp, "Mapped-ram migration is incompatible with postcopy");
+            mig_qmp_error(errp, "Mapped-ram migration is incompatible with postcopy");
             return false;
         }
     }
@@ -530,28 +461,24 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
         g_autofree char *path = g_strdup_printf("capabilities[%u]", i);
         JsonObject *obj;
 
-        if (!JSON_NODE_HOLDS_OBJECT(el)) {
-            set_error(errp, "Invalid parameter type for '%s', expected: object", path);
-            return NULL;
-        }
-        obj = json_node_get_object(el);
-        if (!check_member_type(obj, path, "capability", false, MEMBER_STR, errp)) {
+        obj = mig_qmp_object_element(el, path, errp);
+        if (!obj || !mig_qmp_member(obj, path, "capability", MIG_QMP_STR, errp)) {
             return NULL;
         }
         const char *name = json_object_get_string_member(obj, "capability");
         if (!migration_capability_parse(name, &which[i])) {
-            set_error(errp, "Parameter 'capability' does not accept value '%s'", name);
+            mig_qmp_error(errp, "Parameter 'capability' does not accept value '%s'", name);
             return NULL;
         }
-        if (!check_member_type(obj, path, "state", false, MEMBER_BOOL, errp) ||
-            !check_no_extra_members(obj, path, known, errp)) {
+        if (!mig_qmp_member(obj, path, "state", MIG_QMP_BOOL, errp) ||
+            !mig_qmp_no_extra_members(obj, path, known, errp)) {
             return NULL;
         }
         state[i] = json_object_get_boolean_member(obj, "state");
     }
 
     if (migration_options_locked()) {
-        set_error(errp, "There's a migration process in progress");
+        mig_qmp_error(errp, "There's a migration process in progress");
         return NULL;
     }
 
@@ -560,8 +487,8 @@ static JsonNode *qmp_migrate_set_capabilities(JsonObject *args, GError **errp)
     }
     for (guint i = 0; i < n; i++) {
         if (state[i] && !cap_info[which[i]].supported) {
-            set_error(errp, "Capability '%s' is not supported by Ferry yet",
-                      cap_info[which[i]].name);
+            mig_qmp_error(errp, "Capability '%s' is not supported by Ferry yet",
+                          cap_info[which[i]].name);
             return NULL;
         }
         new_caps[which[i]] = state[i];
@@ -606,15 +533,11 @@ static bool check_bitmap_mapping(JsonArray *list, GError **errp)
         JsonNode *el = json_array_get_element(list, i);
         g_autofree char *path = g_strdup_printf("block-bitmap-mapping[%u]", i);
 
-        if (!JSON_NODE_HOLDS_OBJECT(el)) {
-            set_error(errp, "Invalid parameter type for '%s', expected: object", path);
-            return false;
-        }
-        JsonObject *node = json_node_get_object(el);
-        if (!check_member_type(node, path, "node-name", false, MEMBER_STR, errp) ||
-            !check_member_type(node, path, "alias", false, MEMBER_STR, errp) ||
-            !check_member_type(node, path, "bitmaps", false, MEMBER_ARRAY, errp) ||
-            !check_no_extra_members(node, path, node_known, errp)) {
+        JsonObject *node = mig_qmp_object_element(el, path, errp);
+        if (!node || !mig_qmp_member(node, path, "node-name", MIG_QMP_STR, errp) ||
+            !mig_qmp_member(node, path, "alias", MIG_QMP_STR, errp) ||
+            !mig_qmp_member(node, path, "bitmaps", MIG_QMP_ARRAY, errp) ||
+            !mig_qmp_no_extra_members(node, path, node_known, errp)) {
             return false;
         }
         JsonArray *bitmaps = json_object_get_array_member(node, "bitmaps");
@@ -622,22 +545,18 @@ static bool check_bitmap_mapping(JsonArray *list, GError **errp)
             JsonNode *bel = json_array_get_element(bitmaps, j);
             g_autofree char *bpath = g_strdup_printf("%s.bitmaps[%u]", path, j);
 
-            if (!JSON_NODE_HOLDS_OBJECT(bel)) {
-                set_error(errp, "Invalid parameter type for '%s', expected: object", bpath);
-                return false;
-            }
-            JsonObject *bm = json_node_get_object(bel);
-            if (!check_member_type(bm, bpath, "name", false, MEMBER_STR, errp) ||
-                !check_member_type(bm, bpath, "alias", false, MEMBER_STR, errp) ||
-                !check_member_type(bm, bpath, "transform", true, MEMBER_OBJECT, errp) ||
-                !check_no_extra_members(bm, bpath, bitmap_known, errp)) {
+            JsonObject *bm = mig_qmp_object_element(bel, bpath, errp);
+            if (!bm || !mig_qmp_member(bm, bpath, "name", MIG_QMP_STR, errp) ||
+                !mig_qmp_member(bm, bpath, "alias", MIG_QMP_STR, errp) ||
+                !mig_qmp_optional_member(bm, bpath, "transform", MIG_QMP_OBJECT, errp) ||
+                !mig_qmp_no_extra_members(bm, bpath, bitmap_known, errp)) {
                 return false;
             }
             if (json_object_has_member(bm, "transform")) {
                 JsonObject *tr = json_object_get_object_member(bm, "transform");
                 g_autofree char *tpath = g_strdup_printf("%s.transform", bpath);
-                if (!check_member_type(tr, tpath, "persistent", true, MEMBER_BOOL, errp) ||
-                    !check_no_extra_members(tr, tpath, transform_known, errp)) {
+                if (!mig_qmp_optional_member(tr, tpath, "persistent", MIG_QMP_BOOL, errp) ||
+                    !mig_qmp_no_extra_members(tr, tpath, transform_known, errp)) {
                     return false;
                 }
             }
@@ -645,13 +564,13 @@ static bool check_bitmap_mapping(JsonArray *list, GError **errp)
         const char *name = json_object_get_string_member(node, "node-name");
         const char *alias = json_object_get_string_member(node, "alias");
         if (!g_hash_table_add(node_names, (gpointer)name)) {
-            set_error(errp, "Invalid mapping given for block-bitmap-mapping: "
-                      "Duplicate node name '%s'", name);
+            mig_qmp_error(errp, "Invalid mapping given for block-bitmap-mapping: "
+                          "Duplicate node name '%s'", name);
             return false;
         }
         if (!g_hash_table_add(node_aliases, (gpointer)alias)) {
-            set_error(errp, "Invalid mapping given for block-bitmap-mapping: "
-                      "Duplicate node alias '%s'", alias);
+            mig_qmp_error(errp, "Invalid mapping given for block-bitmap-mapping: "
+                          "Duplicate node alias '%s'", alias);
             return false;
         }
     }
@@ -662,81 +581,83 @@ static bool check_bitmap_mapping(JsonArray *list, GError **errp)
 static bool params_check(const MigrationParameters *p, bool tls, GError **errp)
 {
     if (p->throttle_trigger_threshold < 1 || p->throttle_trigger_threshold > 100) {
-        set_error(errp, "Parameter 'throttle_trigger_threshold' expects "
-                  "an integer in the range of 1 to 100");
+        mig_qmp_error(errp, "Parameter 'throttle_trigger_threshold' expects "
+                      "an integer in the range of 1 to 100");
         return false;
     }
     if (p->cpu_throttle_initial < 1 || p->cpu_throttle_initial > 99) {
-        set_error(errp, "Parameter 'cpu_throttle_initial' expects "
-                  "an integer in the range of 1 to 99");
+        mig_qmp_error(errp, "Parameter 'cpu_throttle_initial' expects "
+                      "an integer in the range of 1 to 99");
         return false;
     }
     if (p->cpu_throttle_increment < 1 || p->cpu_throttle_increment > 99) {
-        set_error(errp, "Parameter 'cpu_throttle_increment' expects "
-                  "an integer in the range of 1 to 99");
+        mig_qmp_error(errp, "Parameter 'cpu_throttle_increment' expects "
+                      "an integer in the range of 1 to 99");
         return false;
     }
     if (p->downtime_limit > MAX_MIGRATE_DOWNTIME_MS) {
-        set_error(errp, "Parameter 'downtime_limit' expects "
-                  "an integer in the range of 0 to %d ms", MAX_MIGRATE_DOWNTIME_MS);
+        mig_qmp_error(errp, "Parameter 'downtime_limit' expects "
+                      "an integer in the range of 0 to %d ms", MAX_MIGRATE_DOWNTIME_MS);
         return false;
     }
     if (p->multifd_channels < 1) {
-        set_error(errp, "Parameter 'multifd_channels' expects a value between 1 and 255");
+        mig_qmp_error(errp, "Parameter 'multifd_channels' expects a value between 1 and 255");
         return false;
     }
     if (p->multifd_zlib_level > 9) {
-        set_error(errp, "Parameter 'multifd_zlib_level' expects a value between 0 and 9");
+        mig_qmp_error(errp, "Parameter 'multifd_zlib_level' expects a value between 0 and 9");
         return false;
     }
     if (p->multifd_zstd_level > 20) {
-        set_error(errp, "Parameter 'multifd_zstd_level' expects a value between 0 and 20");
+        mig_qmp_error(errp, "Parameter 'multifd_zstd_level' expects a value between 0 and 20");
         return false;
     }
     if (p->xbzrle_cache_size < TARGET_PAGE_SIZE ||
         (p->xbzrle_cache_size & (p->xbzrle_cache_size - 1))) {
-        set_error(errp, "Parameter 'xbzrle_cache_size' expects "
-                  "a power of two no less than the target page size");
+        mig_qmp_error(errp, "Parameter 'xbzrle_cache_size' expects "
+                      "a power of two no less than the target page size");
         return false;
     }
     if (p->max_cpu_throttle < p->cpu_throttle_initial || p->max_cpu_throttle > 99) {
-        set_error(errp, "Parameter 'max_cpu_throttle' expects "
-                  "an integer in the range of cpu_throttle_initial to 99");
+        mig_qmp_error(errp, "Parameter 'max_cpu_throttle' expects "
+                      "an integer in the range of cpu_throttle_initial to 99");
         return false;
     }
     if (p->announce_initial > 100000) {
-        set_error(errp, "Parameter 'announce_initial' expects a value between 0 and 100000");
+        mig_qmp_error(errp, "Parameter 'announce_initial' expects a value between 0 and 100000");
         return false;
     }
     if (p->announce_max > 100000) {
-        set_error(errp, "Parameter 'announce_max' expects a value between 0 and 100000");
+        mig_qmp_error(errp, "Parameter 'announce_max' expects a value between 0 and 100000");
         return false;
     }
     if (p->announce_rounds > 1000) {
-        set_error(errp, "Parameter 'announce_rounds' expects a value between 0 and 1000");
+        mig_qmp_error(errp, "Parameter 'announce_rounds' expects a value between 0 and 1000");
         return false;
     }
     if (p->announce_step < 1 || p->announce_step > 10000) {
-        set_error(errp, "Parameter 'announce_step' expects a value between 0 and 10000");
+        mig_qmp_error(errp, "Parameter 'announce_step' expects a value between 0 and 10000");
         return false;
     }
     if (migrate_cap(MIGRATION_CAPABILITY_ZERO_COPY_SEND) &&
         (p->multifd_compression != MULTIFD_COMPRESSION_NONE || tls)) {
-        set_error(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
+        mig_qmp_error(errp, "Zero copy only available for non-compressed"
+                      " non-TLS multifd migration");
         return false;
     }
     if (migrate_cap(MIGRATION_CAPABILITY_MAPPED_RAM) &&
         (p->multifd_compression != MULTIFD_COMPRESSION_NONE || tls)) {
-        set_error(errp, "Mapped-ram only available for non-compressed non-TLS multifd migration");
+        mig_qmp_error(errp, "Mapped-ram only available for non-compressed"
+                      " non-TLS multifd migration");
         return false;
     }
     if (p->x_vcpu_dirty_limit_period < 1 || p->x_vcpu_dirty_limit_period > 1000) {
-        set_error(errp, "Parameter 'x-vcpu-dirty-limit-period' expects "
-                  "a value between 1 and 1000");
+        mig_qmp_error(errp, "Parameter 'x-vcpu-dirty-limit-period' expects "
+                      "a value between 1 and 1000");
         return false;
     }
     if (p->vcpu_dirty_limit < 1) {
-        set_error(errp, "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s");
+        mig_qmp_error(errp, "Parameter 'vcpu_dirty_limit' must be greater than 1 MB/s");
         return false;
     }
     return true;
@@ -746,12 +667,12 @@ static bool params_check(const MigrationParameters *p, bool tls, GError **errp)
 static bool params_check_ferry(const MigrationParameters *p, bool tls, GError **errp)
 {
     if (tls) {
-        set_error(errp, "TLS (tls-creds) is not supported by Ferry yet");
+        mig_qmp_error(errp, "TLS (tls-creds) is not supported by Ferry yet");
         return false;
     }
     if (p->mode != MIG_MODE_NORMAL) {
-        set_error(errp, "Migration mode '%s' is not supported by Ferry yet",
-                  mig_mode_names[p->mode]);
+        mig_qmp_error(errp, "Migration mode '%s' is not supported by Ferry yet",
+                      mig_mode_names[p->mode]);
         return false;
     }
     return true;
@@ -775,8 +696,8 @@ static JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         case PARAM_U32: {
             uint64_t max = d->type == PARAM_U8 ? G_MAXUINT8 : G_MAXUINT32;
             if ((uint64_t)json_node_get_int(v) > max) {
-                set_error(errp, "Parameter '%s' expects %s", d->name,
-                          d->type == PARAM_U8 ? "uint8" : "uint32");
+                mig_qmp_error(errp, "Parameter '%s' expects %s", d->name,
+                              d->type == PARAM_U8 ? "uint8" : "uint32");
                 return NULL;
             }
             param_put(&next, d, json_node_get_int(v));
@@ -792,8 +713,8 @@ static JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         case PARAM_ENUM: {
             int idx = enum_lookup(d->values, json_node_get_string(v));
             if (idx < 0) {
-                set_error(errp, "Parameter '%s' does not accept value '%s'", d->name,
-                          json_node_get_string(v));
+                mig_qmp_error(errp, "Parameter '%s' does not accept value '%s'", d->name,
+                              json_node_get_string(v));
                 return NULL;
             }
             param_put(&next, d, idx);
@@ -801,8 +722,8 @@ static JsonNode *qmp_migrate_set_parameters(JsonObject *args, GError **errp)
         }
         case PARAM_STR_OR_NULL:
             if (!JSON_NODE_HOLDS_NULL(v) && !json_is_type(v, G_TYPE_STRING)) {
-                set_error(errp, "Invalid parameter type for '%s', expected: StrOrNull",
-                          d->name);
+                mig_qmp_error(errp, "Invalid parameter type for '%s', expected: StrOrNull",
+                              d->name);
                 return NULL;
             }
             if (!strcmp(d->name, "tls-creds")) {
@@ -910,16 +831,16 @@ JsonObject *migration_parameter_from_string(const char *name, const char *value,
     uint64_t v;
 
     if (!d) {
-        set_error(errp, "invalid parameter value: %s", name);
+        mig_qmp_error(errp, "invalid parameter value: %s", name);
         return NULL;
     }
     if (d->hmp == HMP_QMP_ONLY) {
-        set_error(errp, "The %s parameter can only be set through QMP", name);
+        mig_qmp_error(errp, "The %s parameter can only be set through QMP", name);
         return NULL;
     }
     if (d->hmp == HMP_MIB) {
         if (!parse_size(value, 1 << 20, &v) || v > G_MAXINT64) {
-            set_error(errp, "Invalid size %s", value);
+            mig_qmp_error(errp, "Invalid size %s", value);
             return NULL;
         }
         json_object_set_int_member(obj, name, (gint64)v);
@@ -929,11 +850,11 @@ JsonObject *migration_parameter_from_string(const char *name, const char *value,
     case PARAM_SIZE:
     case PARAM_U64:
         if (!parse_size(value, 1, &v)) {
-            set_error(errp, "Parameter '%s' expects a size value", name);
+            mig_qmp_error(errp, "Parameter '%s' expects a size value", name);
             return NULL;
         }
         if (v > G_MAXINT64) {
-            set_error(errp, "Invalid size %s", value);
+            mig_qmp_error(errp, "Invalid size %s", value);
             return NULL;
         }
         json_object_set_int_member(obj, name, (gint64)v);
@@ -941,12 +862,12 @@ JsonObject *migration_parameter_from_string(const char *name, const char *value,
     case PARAM_U8:
     case PARAM_U32:
         if (!hmp_parse_u64(value, &v)) {
-            set_error(errp, "Parameter '%s' expects a uint64 value", name);
+            mig_qmp_error(errp, "Parameter '%s' expects a uint64 value", name);
             return NULL;
         }
         if (v > (d->type == PARAM_U8 ? G_MAXUINT8 : G_MAXUINT32)) {
-            set_error(errp, "Parameter '%s' expects %s", name,
-                      d->type == PARAM_U8 ? "uint8" : "uint32");
+            mig_qmp_error(errp, "Parameter '%s' expects %s", name,
+                          d->type == PARAM_U8 ? "uint8" : "uint32");
             return NULL;
         }
         json_object_set_int_member(obj, name, (gint64)v);
@@ -958,13 +879,13 @@ JsonObject *migration_parameter_from_string(const char *name, const char *value,
                    !strcmp(value, "false")) {
             json_object_set_boolean_member(obj, name, FALSE);
         } else {
-            set_error(errp, "Invalid parameter type for '%s', expected: boolean", name);
+            mig_qmp_error(errp, "Invalid parameter type for '%s', expected: boolean", name);
             return NULL;
         }
         break;
     case PARAM_ENUM:
         if (enum_lookup(d->values, value) < 0) {
-            set_error(errp, "Parameter '%s' does not accept value '%s'", name, value);
+            mig_qmp_error(errp, "Parameter '%s' does not accept value '%s'", name, value);
             return NULL;
         }
         json_object_set_string_member(obj, name, value);

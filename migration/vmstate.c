@@ -268,15 +268,29 @@ static bool vms_needed(const VMStateDescription *sub, void *opaque)
     return !sub->needed || sub->needed(opaque);
 }
 
-static bool vms_prepare_desc(VMSContext *c, const VMStateDescription *vmsd, void *opaque);
+typedef bool (*VMSStructFn)(VMSContext *c, const VMStateDescription *vmsd, void *opaque);
 
-/* Run @fn over every element of a struct-kind field. */
-static bool vms_prepare_structs(VMSContext *c, const VMStateField *field, void *base,
-                                unsigned n)
+/*
+ * Run @fn over every element of a struct-kind field of @opaque (VMS_STRUCT,
+ * VMS_STRUCT_ARRAY, VMS_STRUCT_VARRAY_UINT32), so that the save checks and
+ * the load bound a variable count and name elements ("vq[1]") alike.
+ */
+static bool vms_for_each_struct(VMSContext *c, const VMStateField *field, void *opaque,
+                                VMSStructFn fn)
 {
+    uint8_t *base = (uint8_t *)opaque + field->offset;
+    unsigned n = field->type == VMS_STRUCT ? 1 : field->count;
+
+    if (field->type == VMS_STRUCT_VARRAY_UINT32) {
+        /* On load the count was loaded (or kept at its default) earlier in the table. */
+        n = vms_varray_count(opaque, field);
+        if (n > field->count) {
+            return vms_fail(c, "count %u exceeds the maximum %u", n, field->count);
+        }
+    }
     for (unsigned i = 0; i < n; i++) {
         size_t mark = field->type == VMS_STRUCT ? c->path->len : vms_path_push_index(c, i);
-        if (!vms_prepare_desc(c, field->vmsd, (uint8_t *)base + (size_t)i * field->size)) {
+        if (!fn(c, field->vmsd, base + (size_t)i * field->size)) {
             return false;
         }
         vms_path_pop(c, mark);
@@ -301,28 +315,16 @@ static bool vms_prepare_desc(VMSContext *c, const VMStateDescription *vmsd, void
         if (!vms_check_field(c, field)) {
             return false;
         }
-        void *ptr = (uint8_t *)opaque + field->offset;
-        bool ok = true;
         switch (field->type) {
         case VMS_STRUCT:
-            ok = vms_prepare_structs(c, field, ptr, 1);
-            break;
         case VMS_STRUCT_ARRAY:
-            ok = vms_prepare_structs(c, field, ptr, field->count);
-            break;
-        case VMS_STRUCT_VARRAY_UINT32: {
-            uint32_t n = vms_varray_count(opaque, field);
-            if (n > field->count) {
-                return vms_fail(c, "count %u exceeds the maximum %u", n, field->count);
+        case VMS_STRUCT_VARRAY_UINT32:
+            if (!vms_for_each_struct(c, field, opaque, vms_prepare_desc)) {
+                return false;
             }
-            ok = vms_prepare_structs(c, field, ptr, n);
             break;
-        }
         default:
             break;
-        }
-        if (!ok) {
-            return false;
         }
         vms_path_pop(c, mark);
     }
@@ -475,17 +477,10 @@ static bool vms_load_int(VMSContext *c, const VMStateField *field, void *ptr)
     return true;
 }
 
-static bool vms_load_structs(VMSContext *c, const VMStateField *field, void *base, unsigned n)
+/* A nested struct: its fields as of its own version (no version on the wire). */
+static bool vms_load_nested(VMSContext *c, const VMStateDescription *vmsd, void *opaque)
 {
-    for (unsigned i = 0; i < n; i++) {
-        size_t mark = field->type == VMS_STRUCT ? c->path->len : vms_path_push_index(c, i);
-        if (!vms_load_desc(c, field->vmsd, (uint8_t *)base + (size_t)i * field->size,
-                           field->vmsd->version_id, false)) {
-            return false;
-        }
-        vms_path_pop(c, mark);
-    }
-    return true;
+    return vms_load_desc(c, vmsd, opaque, vmsd->version_id, false);
 }
 
 static bool vms_load_field(VMSContext *c, const VMStateField *field, void *opaque)
@@ -518,17 +513,9 @@ static bool vms_load_field(VMSContext *c, const VMStateField *field, void *opaqu
         qemu_get_buffer(c->f, ptr, field->size);
         return vms_file_ok(c);
     case VMS_STRUCT:
-        return vms_load_structs(c, field, ptr, 1);
     case VMS_STRUCT_ARRAY:
-        return vms_load_structs(c, field, ptr, field->count);
-    case VMS_STRUCT_VARRAY_UINT32: {
-        /* The count was loaded (or kept at its default) earlier in the table. */
-        uint32_t n = vms_varray_count(opaque, field);
-        if (n > field->count) {
-            return vms_fail(c, "count %u exceeds the maximum %u", n, field->count);
-        }
-        return vms_load_structs(c, field, ptr, n);
-    }
+    case VMS_STRUCT_VARRAY_UINT32:
+        return vms_for_each_struct(c, field, opaque, vms_load_nested);
     case VMS_CUSTOM: {
         GError *err = NULL;
         if (!field->info->get(c->f, ptr, field->size, &err)) {

@@ -73,17 +73,29 @@ static unsigned qtest_size_of(char suffix)
     }
 }
 
+/* The guest RAM that "@cmd ADDR LEN" names (*@len bytes), or NULL after a FAIL reply. */
+static guint8 *qtest_read_range(char **words, const char *cmd, uint64_t *len, GString *reply)
+{
+    uint64_t addr;
+    if (!qtest_parse_u64(words[1], &addr) || !qtest_parse_u64(words[2], len) ||
+        *len > QTEST_MAX_TRANSFER) {
+        g_string_append_printf(reply, "FAIL %s: expected ADDR LEN", cmd);
+        return NULL;
+    }
+    g_autofree guint8 *buf = g_malloc0(*len ? *len : 1);
+    if (*len && !guest_phys_read(addr, buf, *len)) {
+        g_string_append_printf(reply, "FAIL %s: range is not guest RAM", cmd);
+        return NULL;
+    }
+    return g_steal_pointer(&buf);
+}
+
 static void qtest_cmd_read(char **words, GString *reply)
 {
-    uint64_t addr, len;
-    if (!qtest_parse_u64(words[1], &addr) || !qtest_parse_u64(words[2], &len) ||
-        len > QTEST_MAX_TRANSFER) {
-        g_string_append(reply, "FAIL read: expected ADDR LEN");
-        return;
-    }
-    g_autofree guint8 *buf = g_malloc0(len ? len : 1);
-    if (len && !guest_phys_read(addr, buf, len)) {
-        g_string_append(reply, "FAIL read: range is not guest RAM");
+    uint64_t len;
+    g_autofree guint8 *buf = qtest_read_range(words, "read", &len, reply);
+
+    if (!buf) {
         return;
     }
     g_string_append(reply, "OK 0x");
@@ -141,15 +153,10 @@ static void qtest_cmd_memset(char **words, GString *reply)
 
 static void qtest_cmd_b64read(char **words, GString *reply)
 {
-    uint64_t addr, len;
-    if (!qtest_parse_u64(words[1], &addr) || !qtest_parse_u64(words[2], &len) ||
-        len > QTEST_MAX_TRANSFER) {
-        g_string_append(reply, "FAIL b64read: expected ADDR LEN");
-        return;
-    }
-    g_autofree guint8 *buf = g_malloc0(len ? len : 1);
-    if (len && !guest_phys_read(addr, buf, len)) {
-        g_string_append(reply, "FAIL b64read: range is not guest RAM");
+    uint64_t len;
+    g_autofree guint8 *buf = qtest_read_range(words, "b64read", &len, reply);
+
+    if (!buf) {
         return;
     }
     g_autofree gchar *enc = g_base64_encode(buf, len);

@@ -134,15 +134,9 @@ static void virtio_blk_queue_notify(VirtioDevice *vdev, unsigned index)
         return;
     }
     for (;;) {
-        g_autoptr(GError) err = NULL;
-        VirtQueueElement *elem;
-        VirtQueuePopResult r = virtqueue_pop(vq, &elem, &err);
+        VirtQueueElement *elem = virtio_mmio_queue_pop(vdev, VIRTIO_BLK_QUEUE);
 
-        if (r == VIRTQUEUE_POP_EMPTY) {
-            break;
-        }
-        if (r == VIRTQUEUE_POP_ERROR) {
-            virtio_mmio_set_broken(vdev, err->message);
+        if (!elem) {
             break;
         }
         virtqueue_push(vq, elem, virtio_blk_handle(s, elem));

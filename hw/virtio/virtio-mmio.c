@@ -132,6 +132,18 @@ void virtio_mmio_set_broken(VirtioDevice *vdev, const char *why)
     }
 }
 
+VirtQueueElement *virtio_mmio_queue_pop(VirtioDevice *vdev, unsigned index)
+{
+    g_autoptr(GError) err = NULL;
+    VirtQueueElement *elem = NULL;
+
+    if (virtqueue_pop(&vdev->vq[index], &elem, &err) == VIRTQUEUE_POP_ERROR) {
+        virtio_mmio_set_broken(vdev, err->message);
+        return NULL;
+    }
+    return elem;
+}
+
 static VirtQueue *virtio_mmio_cur_queue(VirtioDevice *vdev)
 {
     return vdev->queue_sel < vdev->num_queues ? &vdev->vq[vdev->queue_sel] : NULL;

@@ -19,18 +19,13 @@ static bool virtio_net_deliver(VirtioNet *n, const uint8_t *buf, size_t len)
 {
     VirtioDevice *vdev = &n->vdev;
     VirtQueue *vq = &vdev->vq[VIRTIO_NET_RX_QUEUE];
-    g_autoptr(GError) err = NULL;
     VirtQueueElement *elem;
 
     if (!virtio_mmio_queue_usable(vdev, VIRTIO_NET_RX_QUEUE)) {
         return false;
     }
-    VirtQueuePopResult r = virtqueue_pop(vq, &elem, &err);
-    if (r == VIRTQUEUE_POP_ERROR) {
-        virtio_mmio_set_broken(vdev, err->message);
-        return false;
-    }
-    if (r == VIRTQUEUE_POP_EMPTY) {
+    elem = virtio_mmio_queue_pop(vdev, VIRTIO_NET_RX_QUEUE);
+    if (!elem) {
         return false;
     }
     if (elem->in_len < VIRTIO_NET_HDR_SIZE + len) {
@@ -98,15 +93,9 @@ static void virtio_net_transmit(VirtioNet *n)
     bool pushed = false;
 
     for (;;) {
-        g_autoptr(GError) err = NULL;
-        VirtQueueElement *elem;
-        VirtQueuePopResult r = virtqueue_pop(vq, &elem, &err);
+        VirtQueueElement *elem = virtio_mmio_queue_pop(vdev, VIRTIO_NET_TX_QUEUE);
 
-        if (r == VIRTQUEUE_POP_EMPTY) {
-            break;
-        }
-        if (r == VIRTQUEUE_POP_ERROR) {
-            virtio_mmio_set_broken(vdev, err->message);
+        if (!elem) {
             break;
         }
         uint64_t len = elem->out_len >= VIRTIO_NET_HDR_SIZE

@@ -188,30 +188,9 @@ static const QmpCommand core_qmp_commands[] = {
 
 /* ---- HMP ---- */
 
-/* Run a QMP command for HMP; prints "Error: ..." and returns NULL on failure. */
-static JsonNode *hmp_call(const char *name, GString *out)
-{
-    g_autoptr(GError) err = NULL;
-    JsonNode *ret = qmp_dispatch_command(name, NULL, &err);
-
-    if (!ret) {
-        g_string_append_printf(out, "Error: %s\n", err->message);
-    }
-    return ret;
-}
-
-static void hmp_run_simple(const char *name, GString *out)
-{
-    JsonNode *ret = hmp_call(name, out);
-
-    if (ret) {
-        json_node_unref(ret);
-    }
-}
-
 static void hmp_info_status(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_call("query-status", out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-status", NULL, out);
     JsonObject *info;
     const char *status;
     bool running;
@@ -231,7 +210,7 @@ static void hmp_info_status(const char *args, GString *out)
 
 static void hmp_info_version(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_call("query-version", out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-version", NULL, out);
     JsonObject *qemu;
 
     if (!ret) {
@@ -246,7 +225,7 @@ static void hmp_info_version(const char *args, GString *out)
 
 static void hmp_info_name(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_call("query-name", out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-name", NULL, out);
     JsonObject *info;
 
     if (!ret) {
@@ -260,7 +239,7 @@ static void hmp_info_name(const char *args, GString *out)
 
 static void hmp_info_kvm(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_call("query-kvm", out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-kvm", NULL, out);
     JsonObject *info;
 
     if (!ret) {
@@ -274,7 +253,7 @@ static void hmp_info_kvm(const char *args, GString *out)
 
 static void hmp_info_cpus(const char *args, GString *out)
 {
-    g_autoptr(JsonNode) ret = hmp_call("query-cpus-fast", out);
+    g_autoptr(JsonNode) ret = hmp_run_qmp("query-cpus-fast", NULL, out);
     JsonArray *list;
 
     if (!ret) {
@@ -318,27 +297,27 @@ static void hmp_info_registers(const char *args, GString *out)
 
 static void hmp_stop(const char *args, GString *out)
 {
-    hmp_run_simple("stop", out);
+    hmp_run_qmp_simple("stop", NULL, out);
 }
 
 static void hmp_cont(const char *args, GString *out)
 {
-    hmp_run_simple("cont", out);
+    hmp_run_qmp_simple("cont", NULL, out);
 }
 
 static void hmp_system_reset(const char *args, GString *out)
 {
-    hmp_run_simple("system_reset", out);
+    hmp_run_qmp_simple("system_reset", NULL, out);
 }
 
 static void hmp_system_powerdown(const char *args, GString *out)
 {
-    hmp_run_simple("system_powerdown", out);
+    hmp_run_qmp_simple("system_powerdown", NULL, out);
 }
 
 static void hmp_quit(const char *args, GString *out)
 {
-    hmp_run_simple("quit", out);
+    hmp_run_qmp_simple("quit", NULL, out);
 }
 
 static const HmpCommand core_hmp_commands[] = {

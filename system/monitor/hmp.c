@@ -256,6 +256,26 @@ void hmp_execute(const char *cmdline, GString *out)
     cmd->handler(args, out);
 }
 
+JsonNode *hmp_run_qmp(const char *name, JsonObject *args, GString *out)
+{
+    g_autoptr(GError) err = NULL;
+    JsonNode *ret = qmp_dispatch_command(name, args, &err);
+
+    if (!ret) {
+        g_string_append_printf(out, "Error: %s\n", err->message);
+    }
+    return ret;
+}
+
+void hmp_run_qmp_simple(const char *name, JsonObject *args, GString *out)
+{
+    JsonNode *ret = hmp_run_qmp(name, args, out);
+
+    if (ret) {
+        json_node_unref(ret);
+    }
+}
+
 /* ---- the monitor on a chardev ---- */
 
 static void hmp_write(HmpMonitor *mon, const char *text)

@@ -69,6 +69,13 @@ int hmp_current_cpu(void);
 void hmp_set_current_cpu(int index);
 /* Turn "\n" into "\r\n" as monitors send it on the wire. */
 char *monitor_crlf(const char *text);
+/*
+ * Run QMP command @name (@args may be NULL) for an HMP command: its
+ * "return" value, or NULL after "Error: <message>" in @out (QEMU's
+ * hmp_handle_error()). hmp_run_qmp_simple() drops the value.
+ */
+JsonNode *hmp_run_qmp(const char *name, JsonObject *args, GString *out);
+void hmp_run_qmp_simple(const char *name, JsonObject *args, GString *out);
 
 /*
  * Descriptors sent with a command (SCM_RIGHTS on a unix socket monitor).

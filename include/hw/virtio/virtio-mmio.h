@@ -81,6 +81,13 @@ void virtio_mmio_notify_queue(VirtioDevice *vdev, unsigned index);
  */
 void virtio_mmio_set_broken(VirtioDevice *vdev, const char *why);
 
+/*
+ * The next chain on queue @index (free it with virtqueue_element_free()),
+ * or NULL: the ring is empty, or the guest broke the ring rules and the
+ * device is now broken (virtio_mmio_set_broken()).
+ */
+VirtQueueElement *virtio_mmio_queue_pop(VirtioDevice *vdev, unsigned index);
+
 /* Re-drive the interrupt line from irq_level (after loading state). */
 void virtio_mmio_update_irq(VirtioDevice *vdev);
 
