@@ -23,7 +23,8 @@ typedef struct SaveStateEntry {
     const SaveVMHandlers *ops;          /* live participants */
     const VMStateDescription *vmsd;     /* devices */
     void *opaque;
-    bool loaded;                        /* destination: a section arrived */
+    bool loaded;                        /* destination: a START/FULL section arrived */
+    bool ended;                         /* destination: a live participant's END arrived */
 } SaveStateEntry;
 
 static GPtrArray *savevm_entries;
@@ -443,6 +444,7 @@ static bool loadvm_setup(QEMUFile *f, GError **errp)
     for (guint i = 0; i < list->len; i++) {
         SaveStateEntry *se = g_ptr_array_index(list, i);
         se->loaded = false;
+        se->ended = false;
         if (se->ops && se->ops->load_setup && !se->ops->load_setup(f, se->opaque, errp)) {
             return false;
         }
@@ -532,6 +534,9 @@ static bool loadvm_sections(QEMUFile *f, GError **errp)
                 !loadvm_check_footer(f, se, section_id, errp)) {
                 return false;
             }
+            if (type == FERRY_VM_SECTION_END) {
+                se->ended = true;
+            }
             break;
         }
         default:
@@ -576,6 +581,13 @@ bool qemu_loadvm_state(QEMUFile *f, GError **errp)
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                         "the stream has no state for '%s' (instance %u): this VM has a "
                         "device the source lacks", se->idstr, se->instance_id);
+            return false;
+        }
+        /* A live participant (RAM) must have started and finished, or pages are lost. */
+        if (se->ops && se->ops->load_state && (!se->loaded || !se->ended)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "the stream ended without the %s of '%s' (instance %u)",
+                        se->loaded ? "END section" : "sections", se->idstr, se->instance_id);
             return false;
         }
     }

@@ -427,6 +427,18 @@ static bool virtio_mmio_post_load(void *opaque, int version_id, GError **errp)
                     "status 0x%02x", vdev->name, vdev->status);
         return false;
     }
+    /*
+     * What the negotiated features decide is derived here, never taken
+     * from the stream: a queue must not use indirect descriptors or event
+     * indexes its driver did not agree to.
+     */
+    for (unsigned i = 0; i < vdev->num_queues; i++) {
+        vdev->vq[i].indirect = false;
+        vdev->vq[i].event_idx = false;
+    }
+    if (vdev->status & VIRTIO_STATUS_FEATURES_OK) {
+        virtio_mmio_apply_features(vdev);
+    }
     for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
         VirtQueue *vq = &vdev->vq[i];
         g_autoptr(GError) err = NULL;
