@@ -30,6 +30,9 @@ demo: all
 bench: all
 	tests/bench/boot-bench.py --build-dir $(BUILD_DIR)
 
+bench-migration: all
+	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs 3
+
 clean:
 	$(NINJA) -C $(BUILD_DIR) clean
 

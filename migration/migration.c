@@ -96,6 +96,8 @@ typedef struct MigrationState {
     uint64_t prev_sync_dirty_bytes;
     gint64 prev_sync_ms;
     bool committed;                 /* EOF sent: the destination owns the guest */
+    uint64_t prev_pass_remaining;   /* bytes left after the previous pass */
+    unsigned passes_under_threshold;
     gint64 active_start_ms;         /* when the first RAM pass began */
     uint64_t active_start_bytes;
 } MigrationState;
@@ -310,53 +312,64 @@ static bool migration_complete(MigrationState *s, GError **errp)
     return ok;
 }
 
+/*
+ * Whether to stop the guest now, after a pass and its dirty-log sync.
+ * downtime-limit is a ceiling, not a target: while another pass still
+ * shrinks what is left by more than a tenth, sending it live is cheaper
+ * than sending it with the guest stopped.
+ */
+static bool migration_should_switchover(MigrationState *s, uint64_t remaining)
+{
+    uint64_t threshold = migration_switchover_threshold(s);
+    uint64_t prev = s->prev_pass_remaining;
+
+    s->prev_pass_remaining = remaining;
+    if (remaining > threshold) {
+        s->passes_under_threshold = 0;
+        return false;
+    }
+    s->passes_under_threshold++;
+    if (remaining == 0 || prev == UINT64_MAX) {
+        return remaining == 0;
+    }
+    bool shrinking = remaining < prev - prev / 10;
+    return !shrinking || s->passes_under_threshold >= 8;
+}
+
 static bool migration_iterate(MigrationState *s, GError **errp)
 {
+    s->prev_pass_remaining = UINT64_MAX;
+    s->passes_under_threshold = 0;
     for (;;) {
         if (migration_outgoing_status() != MIGRATION_STATUS_ACTIVE) {
             return false;
-        }
-        uint64_t must, can;
-        qemu_savevm_state_pending_estimate(&must, &can);
-        uint64_t threshold = migration_switchover_threshold(s);
-        if (must + can <= threshold) {
-            /* Looks small enough: sync for the exact figure and decide. */
-            qemu_savevm_state_pending_exact(&must, &can);
-            mig_stat_set(&mig_stats.remaining, must + can);
-            migration_pass_event();
-            if (migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE)) {
-                migration_auto_converge(s);
-            }
-            threshold = migration_switchover_threshold(s);
-            s->expected_downtime_ms = s->bandwidth_bytes_per_ms > 0
-                ? (uint64_t)((double)(must + can) / s->bandwidth_bytes_per_ms) : 0;
-            if (must + can <= threshold) {
-                return true;
-            }
         }
         int r = qemu_savevm_state_iterate(s->file, errp);
         mig_stat_set(&mig_stats.transferred, qemu_file_transferred(s->file));
         if (r < 0) {
             return false;
         }
-        if (migration_rate_exceeded(s->file)) {
-            migration_rate_window(s, true);
-        } else {
-            migration_rate_window(s, false);
+        migration_rate_window(s, migration_rate_exceeded(s->file));
+        if (r != 1) {
+            continue;
         }
-        if (r == 1) {
-            /* Everything dirty was sent: a new pass starts with a sync. */
-            qemu_savevm_state_pending_exact(&must, &can);
-            mig_stat_set(&mig_stats.remaining, must + can);
-            migration_pass_event();
-            if (migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE)) {
-                migration_auto_converge(s);
-            }
-            s->expected_downtime_ms = s->bandwidth_bytes_per_ms > 0
-                ? (uint64_t)((double)(must + can) / s->bandwidth_bytes_per_ms) : 0;
-            if (must + can <= migration_switchover_threshold(s)) {
-                return true;
-            }
+        /*
+         * A pass sent everything that was dirty: sync the dirty log and
+         * decide on what the guest dirtied meanwhile. Deciding mid-pass on
+         * an estimate would stop the guest with first-pass data still
+         * unsent, and send it all as downtime.
+         */
+        uint64_t must, can;
+        qemu_savevm_state_pending_exact(&must, &can);
+        mig_stat_set(&mig_stats.remaining, must + can);
+        migration_pass_event();
+        if (migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE)) {
+            migration_auto_converge(s);
+        }
+        s->expected_downtime_ms = s->bandwidth_bytes_per_ms > 0
+            ? (uint64_t)((double)(must + can) / s->bandwidth_bytes_per_ms) : 0;
+        if (migration_should_switchover(s, must + can)) {
+            return true;
         }
     }
 }
