@@ -23,6 +23,15 @@ python3
 socat
 clang
 libclang-rt-14-dev
+linux-source-6.1
+bc
+flex
+bison
+libelf-dev
+libssl-dev
+xz-utils
+patch
+musl-tools
 "
 
 missing=""
