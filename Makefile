@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 NINJA ?= ninja
 
-.PHONY: all check check-unit check-qtest demo bench clean distclean deps
+.PHONY: all check check-unit check-qtest demo bench bench-migration bench-multifd clean distclean deps
 
 all: $(BUILD_DIR)/build.ninja
 	$(NINJA) -C $(BUILD_DIR)
@@ -32,6 +32,9 @@ bench: all
 
 bench-migration: all
 	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs 3
+
+bench-multifd: all
+	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs 3 --scenarios multifd
 
 clean:
 	$(NINJA) -C $(BUILD_DIR) clean

@@ -494,6 +494,65 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, GError **errp)
     }
 }
 
+int mig_channel_readv_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError **errp)
+{
+    static const char what[] = "reading from";
+    bool started = false;
+
+    for (;;) {
+        while (iovcnt > 0 && iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt == 0) {
+            return 1;
+        }
+        if (mig_channel_is_shutdown(ch)) {
+            chan_shut_error(ch, what, errp);
+            return -1;
+        }
+        ssize_t n = readv(ch->fd, iov, MIN(iovcnt, IOV_MAX));
+        if (n == 0) {
+            if (mig_channel_is_shutdown(ch)) {
+                chan_shut_error(ch, what, errp);
+                return -1;
+            }
+            if (!started) {
+                return 0;
+            }
+            g_set_error(errp, MIG_CHANNEL_ERROR, EPIPE, "%s %s: unexpected end of stream",
+                        what, ch->desc);
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!chan_wait(ch, POLLIN, what, errp)) {
+                    return -1;
+                }
+                continue;
+            }
+            chan_fail(ch, errno, what, errp);
+            return -1;
+        }
+        started = true;
+        while (n > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= iov->iov_len;
+                iov->iov_len = 0;
+                iov++;
+                iovcnt--;
+            } else {
+                iov->iov_base = (char *)iov->iov_base + n;
+                iov->iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+}
+
 void mig_channel_shutdown(MigChannel *ch)
 {
     if (__atomic_exchange_n(&ch->shut, 1, __ATOMIC_SEQ_CST)) {

@@ -390,6 +390,8 @@ static void hmp_info_migrate_parameters(const char *args, GString *out)
         { "x-checkpoint-delay", FORM_UNIT, "ms" },
         { "multifd-channels", FORM_INT },
         { "multifd-compression", FORM_NAME },
+        { "multifd-zlib-level", FORM_INT },
+        { "multifd-zstd-level", FORM_INT },
         { "zero-page-detection", FORM_NAME },
         { "xbzrle-cache-size", FORM_UNIT, "bytes" },
         { "max-postcopy-bandwidth", FORM_INT },

@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <gio/gio.h>
+#include <glib-unix.h>
 
 #include "migration/channel.h"
 #include "migration/global-state.h"
 #include "migration/migration.h"
+#include "migration/multifd.h"
 #include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/savevm.h"
@@ -148,6 +151,12 @@ static void migration_stats_reset(void)
     memset(&mig_stats, 0, sizeof(mig_stats));
 }
 
+/* Bytes on the wire so far: the main stream plus every multifd channel. */
+static uint64_t migration_transferred(QEMUFile *f)
+{
+    return qemu_file_transferred(f) + mig_stat_get(&mig_stats.multifd_bytes);
+}
+
 /* ---------------------------------------------------------- rate limit */
 
 bool migration_rate_exceeded(QEMUFile *f)
@@ -157,7 +166,7 @@ bool migration_rate_exceeded(QEMUFile *f)
         return false;
     }
     uint64_t budget = MAX(limit / (1000 / RATE_WINDOW_MS), 1);
-    return qemu_file_transferred(f) - outgoing.window_start_bytes >= budget;
+    return migration_transferred(f) - outgoing.window_start_bytes >= budget;
 }
 
 /* Close a bandwidth window: measure it, and wait for its end when limited. */
@@ -178,7 +187,7 @@ static void migration_rate_window(MigrationState *s, bool wait)
         elapsed = now - s->window_start_ms;
     }
     if (elapsed >= RATE_WINDOW_MS) {
-        uint64_t transferred = qemu_file_transferred(s->file);
+        uint64_t transferred = migration_transferred(s->file);
         uint64_t bytes = transferred - s->window_start_bytes;
         s->bandwidth_bytes_per_ms = (double)bytes / (double)elapsed;
         s->mbps = s->bandwidth_bytes_per_ms * 8.0 / 1000.0;
@@ -192,7 +201,7 @@ static void migration_rate_window(MigrationState *s, bool wait)
 static void migration_auto_converge(MigrationState *s)
 {
     gint64 now = now_ms();
-    uint64_t transferred = qemu_file_transferred(s->file);
+    uint64_t transferred = migration_transferred(s->file);
     uint64_t dirtied = mig_stat_get(&mig_stats.dirty_bytes_last_sync);
     const MigrationParameters *p = migrate_params();
 
@@ -238,7 +247,7 @@ static uint64_t migration_switchover_threshold(MigrationState *s)
     if (bw <= 0 && s->file) {
         /* Before the first full window: the average since the stream started. */
         gint64 elapsed = now_ms() - s->active_start_ms;
-        uint64_t sent = qemu_file_transferred(s->file) - s->active_start_bytes;
+        uint64_t sent = migration_transferred(s->file) - s->active_start_bytes;
         if (elapsed >= 1 && sent >= (256u << 10)) {
             bw = (double)sent / (double)elapsed;
         }
@@ -295,10 +304,10 @@ static bool migration_complete(MigrationState *s, GError **errp)
         return false;
     }
 
-    uint64_t before = qemu_file_transferred(s->file);
+    uint64_t before = migration_transferred(s->file);
     bool ok = qemu_savevm_state_complete_precopy(s->file, errp);
-    mig_stat_add(&mig_stats.downtime_bytes, qemu_file_transferred(s->file) - before);
-    mig_stat_set(&mig_stats.transferred, qemu_file_transferred(s->file));
+    mig_stat_add(&mig_stats.downtime_bytes, migration_transferred(s->file) - before);
+    mig_stat_set(&mig_stats.transferred, migration_transferred(s->file));
     s->downtime_ms = now_ms() - stop_ms;
     if (ok) {
         /*
@@ -345,7 +354,7 @@ static bool migration_iterate(MigrationState *s, GError **errp)
             return false;
         }
         int r = qemu_savevm_state_iterate(s->file, errp);
-        mig_stat_set(&mig_stats.transferred, qemu_file_transferred(s->file));
+        mig_stat_set(&mig_stats.transferred, migration_transferred(s->file));
         if (r < 0) {
             return false;
         }
@@ -399,14 +408,34 @@ static gpointer migration_thread(gpointer opaque)
         if (migration_outgoing_status() == MIGRATION_STATUS_CANCELLING) {
             mig_channel_shutdown(ch);
         }
+        ok = !migrate_cap(MIGRATION_CAPABILITY_MULTIFD) || multifd_send_setup(s->uri, &err);
         s->window_start_ms = now_ms();
-        qemu_savevm_state_header(s->file);
-        bql_lock();
-        ok = qemu_savevm_state_setup(s->file, &err);
-        bql_unlock();
+        if (ok && multifd_send_active()) {
+            /*
+             * The header and configuration go first and alone: a
+             * destination with multifd off takes the main stream as its
+             * only connection and must see why the channels that follow
+             * are refused.
+             */
+            qemu_savevm_state_header(s->file);
+            qemu_fflush(s->file);
+            ok = multifd_send_connect(s->cancel_fd, &err);
+            if (ok && migration_outgoing_status() == MIGRATION_STATUS_CANCELLING) {
+                multifd_send_shutdown();
+            }
+        } else if (ok) {
+            qemu_savevm_state_header(s->file);
+        }
+        if (ok) {
+            bql_lock();
+            ok = qemu_savevm_state_setup(s->file, &err);
+            bql_unlock();
+            /* The destination learns the multifd settings from here: don't sit on it. */
+            qemu_fflush(s->file);
+        }
         s->setup_ms = now_ms() - s->start_ms;
         s->active_start_ms = now_ms();
-        s->active_start_bytes = qemu_file_transferred(s->file);
+        s->active_start_bytes = migration_transferred(s->file);
         ok = ok && migrate_set_state(&s->status, MIGRATION_STATUS_SETUP,
                                      MIGRATION_STATUS_ACTIVE);
         ok = ok && migration_iterate(s, &err);
@@ -416,6 +445,7 @@ static gpointer migration_thread(gpointer opaque)
     bql_lock();
     cpus_set_throttle(0);
     s->throttle_percent = 0;
+    multifd_send_cleanup();
     if (s->file) {
         qemu_savevm_state_cleanup();
         int ferr = qemu_fclose(s->file);
@@ -512,6 +542,12 @@ bool qmp_migrate_start(const char *uri, bool resume, GError **errp)
     if (!parsed) {
         return false;
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) && parsed->kind != MIG_URI_TCP &&
+        parsed->kind != MIG_URI_UNIX) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "multifd needs a tcp: or unix: migration URI, not '%s'", uri);
+        return false;
+    }
 
     migration_stats_reset();
     g_clear_error(&s->error);
@@ -564,6 +600,7 @@ void qmp_migrate_cancel_now(void)
     if (s->file) {
         mig_channel_shutdown(qemu_file_channel(s->file));
     }
+    multifd_send_shutdown();
     g_cond_broadcast(&s->continue_cond);
     g_mutex_unlock(&s->lock);
 }
@@ -610,6 +647,8 @@ typedef struct IncomingResult {
     char *error;
 } IncomingResult;
 
+static void incoming_pending_drop_all(void);
+
 static gboolean migration_incoming_finished(gpointer opaque)
 {
     IncomingResult *res = opaque;
@@ -618,6 +657,12 @@ static gboolean migration_incoming_finished(gpointer opaque)
     g_thread_join(s->thread);
     s->thread = NULL;
     s->total_ms = now_ms() - s->start_ms;
+    /* Whatever has not connected by now is too late. */
+    if (s->listener) {
+        mig_listener_free(s->listener);
+        s->listener = NULL;
+    }
+    incoming_pending_drop_all();
     if (!res->ok) {
         fprintf(stderr, "ferry: load of migration failed: %s\n", res->error);
         g_mutex_lock(&s->lock);
@@ -650,6 +695,12 @@ static gpointer migration_incoming_thread(gpointer opaque)
     QEMUFile *f = qemu_file_new_input(s->channel);
 
     bool ok = qemu_loadvm_state(f, &err);
+    /* A failed channel shuts the main stream down: report the channel's cause. */
+    if (!ok && multifd_recv_error()) {
+        g_clear_error(&err);
+        err = g_error_copy(multifd_recv_error());
+    }
+    multifd_recv_cleanup();
     g_mutex_lock(&s->lock);
     s->channel = NULL;
     g_mutex_unlock(&s->lock);
@@ -674,7 +725,17 @@ static void migration_incoming_start_load(MigChannel *ch)
     s->thread = g_thread_new("mig/dst/load", migration_incoming_thread, s);
 }
 
-static void migration_incoming_accepted(MigChannel *ch, void *opaque)
+/* Stop listening once every expected connection is in: nobody else may reach this VM. */
+static void migration_incoming_maybe_close_listener(void)
+{
+    IncomingState *s = &incoming;
+    if (s->listener && s->thread && !multifd_recv_wants_channels()) {
+        mig_listener_free(s->listener);
+        s->listener = NULL;
+    }
+}
+
+static void migration_incoming_main_channel(MigChannel *ch)
 {
     IncomingState *s = &incoming;
     if (s->thread || migration_incoming_status() != MIGRATION_STATUS_SETUP) {
@@ -682,12 +743,125 @@ static void migration_incoming_accepted(MigChannel *ch, void *opaque)
         mig_channel_free(ch);
         return;
     }
-    /* Stop listening: a second source must not reach this VM. */
-    if (s->listener) {
-        mig_listener_free(s->listener);
-        s->listener = NULL;
-    }
     migration_incoming_start_load(ch);
+    migration_incoming_maybe_close_listener();
+}
+
+/*
+ * With multifd, connections arrive in any order: the first bytes tell a
+ * multifd channel (its handshake) from the main stream (anything else,
+ * so that a stream that is not ours still gets the loader's error).
+ */
+typedef struct IncomingPending {
+    MigChannel *ch;
+    GSource *source;
+    int retries;
+} IncomingPending;
+
+static GList *incoming_pending;
+
+static void incoming_pending_watch(IncomingPending *p);
+
+static void incoming_pending_drop(IncomingPending *p, bool free_channel)
+{
+    incoming_pending = g_list_remove(incoming_pending, p);
+    if (p->source) {
+        g_source_destroy(p->source);
+        g_source_unref(p->source);
+    }
+    if (free_channel) {
+        mig_channel_free(p->ch);
+    }
+    g_free(p);
+}
+
+static void incoming_pending_drop_all(void)
+{
+    while (incoming_pending) {
+        incoming_pending_drop(incoming_pending->data, true);
+    }
+}
+
+static gboolean incoming_pending_retry(gpointer opaque)
+{
+    IncomingPending *p = opaque;
+    g_source_unref(p->source);
+    p->source = NULL;
+    incoming_pending_watch(p);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean incoming_pending_ready(gint fd, GIOCondition cond, gpointer opaque)
+{
+    IncomingPending *p = opaque;
+    uint8_t buf[MULTIFD_HANDSHAKE_SIZE];
+    static const uint8_t magic[4] = {
+        MULTIFD_CHANNEL_MAGIC >> 24, (MULTIFD_CHANNEL_MAGIC >> 16) & 0xff,
+        (MULTIFD_CHANNEL_MAGIC >> 8) & 0xff, MULTIFD_CHANNEL_MAGIC & 0xff,
+    };
+
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        /* Closed before it said anything: nothing to keep. */
+        incoming_pending_drop(p, true);
+        return G_SOURCE_REMOVE;
+    }
+    bool multifd = memcmp(buf, magic, MIN((size_t)n, sizeof(magic))) == 0;
+    if (multifd && (size_t)n < sizeof(buf)) {
+        /* Part of a handshake: look again shortly rather than spin on it. */
+        if (++p->retries > 1000) {
+            fprintf(stderr, "ferry: dropped a migration connection from %s: incomplete "
+                    "multifd handshake\n", mig_channel_desc(p->ch));
+            incoming_pending_drop(p, true);
+            return G_SOURCE_REMOVE;
+        }
+        g_source_destroy(p->source);
+        g_source_unref(p->source);
+        p->source = g_timeout_source_new(10);
+        g_source_set_callback(p->source, incoming_pending_retry, p, NULL);
+        g_source_attach(p->source, main_loop_context());
+        return G_SOURCE_REMOVE;
+    }
+    MigChannel *ch = p->ch;
+    incoming_pending_drop(p, false);
+    if (!multifd) {
+        migration_incoming_main_channel(ch);
+        return G_SOURCE_REMOVE;
+    }
+    g_autoptr(GError) err = NULL;
+    MultiFDHandshake hs;
+    if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) != (ssize_t)sizeof(buf) ||
+        !multifd_handshake_decode(buf, &hs, &err)) {
+        fprintf(stderr, "ferry: refused a multifd channel from %s: %s\n", mig_channel_desc(ch),
+                err ? err->message : "short read");
+        mig_channel_free(ch);
+        return G_SOURCE_REMOVE;
+    }
+    multifd_recv_new_channel(ch, &hs);
+    migration_incoming_maybe_close_listener();
+    return G_SOURCE_REMOVE;
+}
+
+static void incoming_pending_watch(IncomingPending *p)
+{
+    p->source = g_unix_fd_source_new(mig_channel_fd(p->ch), G_IO_IN | G_IO_HUP | G_IO_ERR);
+    g_source_set_callback(p->source, G_SOURCE_FUNC(incoming_pending_ready), p, NULL);
+    g_source_attach(p->source, main_loop_context());
+}
+
+static void migration_incoming_accepted(MigChannel *ch, void *opaque)
+{
+    if (!migrate_cap(MIGRATION_CAPABILITY_MULTIFD)) {
+        migration_incoming_main_channel(ch);
+        return;
+    }
+    IncomingPending *p = g_new0(IncomingPending, 1);
+    p->ch = ch;
+    incoming_pending = g_list_prepend(incoming_pending, p);
+    incoming_pending_watch(p);
 }
 
 bool migration_autostart = true;
@@ -710,7 +884,14 @@ bool qmp_migrate_incoming_start(const char *uri, GError **errp)
     if (!parsed) {
         return false;
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) && parsed->kind != MIG_URI_TCP &&
+        parsed->kind != MIG_URI_UNIX) {
+        g_set_error(errp, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "multifd needs a tcp: or unix: migration URI, not '%s'", uri);
+        return false;
+    }
     s->start_ms = now_ms();
+    multifd_recv_reset();
     g_atomic_int_set(&s->status, MIGRATION_STATUS_NONE);
     if (parsed->kind == MIG_URI_TCP || parsed->kind == MIG_URI_UNIX) {
         s->listener = mig_listener_new(parsed, migration_incoming_accepted, NULL, errp);
@@ -751,6 +932,7 @@ void migration_incoming_cancel(void)
         mig_channel_shutdown(s->channel);
     }
     g_mutex_unlock(&s->lock);
+    multifd_recv_shutdown();
     if (st == MIGRATION_STATUS_SETUP && !s->thread) {
         /* Nothing connected yet: the incoming migration ends here. */
         fprintf(stderr, "ferry: incoming migration cancelled\n");

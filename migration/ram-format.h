@@ -8,6 +8,7 @@
  *   ZERO:  header [u8 idlen, id]  u8 fill (always 0)
  *   PAGE:  header [u8 idlen, id]  4096 bytes of page data
  *   EOS:   header == RAM_SAVE_FLAG_EOS, ends every payload
+ *   MULTIFD_FLUSH: header == RAM_SAVE_FLAG_MULTIFD_FLUSH, a multifd sync point
  *
  * The bracketed block id is present unless CONTINUE is set, which says
  * "same block as the previous record of this payload". A payload never
@@ -34,11 +35,16 @@
 #define RAM_SAVE_FLAG_PAGE      0x008u   /* 4096 bytes of data follow */
 #define RAM_SAVE_FLAG_EOS       0x010u   /* end of this payload */
 #define RAM_SAVE_FLAG_CONTINUE  0x020u   /* same block as the previous record */
+/*
+ * multifd sync point: every page the channels carried before it is loaded
+ * before the stream goes on. The header is exactly this value.
+ */
+#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200u
 
 /* Every flag this version reads; any other bit in the low 12 is refused. */
 #define RAM_SAVE_FLAGS_KNOWN    (RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_MEM_SIZE | \
                                  RAM_SAVE_FLAG_PAGE | RAM_SAVE_FLAG_EOS | \
-                                 RAM_SAVE_FLAG_CONTINUE)
+                                 RAM_SAVE_FLAG_CONTINUE | RAM_SAVE_FLAG_MULTIFD_FLUSH)
 /*
  * Bits QEMU's format may use for flags (up to 0x200). A header with bits
  * set above these but below the page size carries an offset that is not

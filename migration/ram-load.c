@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
+#include "migration/multifd.h"
 #include "migration/ram.h"
 #include "migration/ram-format.h"
 
@@ -252,6 +253,19 @@ static bool ram_load_records(RAMLoadState *ls, QEMUFile *f, uint64_t header, GEr
         }
         if (header == RAM_SAVE_FLAG_EOS) {
             return true;
+        }
+        if (header == RAM_SAVE_FLAG_MULTIFD_FLUSH) {
+            if (!multifd_recv_sync_main(errp)) {
+                g_prefix_error(errp, "ram: ");
+                return false;
+            }
+            /* The next record names its block again (the source forgot it too). */
+            block = NULL;
+            header = qemu_get_be64(f);
+            if (qemu_file_get_error(f)) {
+                return ram_load_stream_fail(f, errp, "reading a record header");
+            }
+            continue;
         }
         uint64_t kind = flags & ~(uint64_t)RAM_SAVE_FLAG_CONTINUE;
         if (kind != RAM_SAVE_FLAG_ZERO && kind != RAM_SAVE_FLAG_PAGE) {

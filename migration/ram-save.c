@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "migration/migration.h"
+#include "migration/multifd.h"
+#include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/ram-format.h"
 
@@ -86,11 +88,14 @@ static bool ram_save_find_dirty(RAMState *rs, RAMMigBlock **blockp, uint64_t *pa
     return false;
 }
 
-/* One record for @page of @b; returns true for a zero page. */
+/*
+ * One record for @page of @b; returns true for a zero page. With
+ * zero-page-detection=none every page goes with its data.
+ */
 static bool ram_save_page(RAMState *rs, QEMUFile *f, RAMMigBlock *b, uint64_t page)
 {
     const uint8_t *host = b->rb->host + page * TARGET_PAGE_SIZE;
-    bool zero = ram_page_is_zero(host);
+    bool zero = rs->zero_detection != ZERO_PAGE_DETECTION_NONE && ram_page_is_zero(host);
     uint64_t header = (page * TARGET_PAGE_SIZE) | (zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
 
     if (rs->last_sent == b) {
@@ -133,7 +138,20 @@ int ram_save_dirty_pages(RAMState *rs, QEMUFile *f, bool rate_limited)
         rs->dirty_pages--;
         rs->cur_page = page + 1;
 
-        if (ram_save_page(rs, f, b, page)) {
+        if (rs->multifd) {
+            /*
+             * The channel threads count what they send. With legacy
+             * detection, zero pages stay on the main stream as records.
+             */
+            const uint8_t *host = b->rb->host + page * TARGET_PAGE_SIZE;
+            if (rs->zero_detection == ZERO_PAGE_DETECTION_LEGACY && ram_page_is_zero(host)) {
+                ram_save_page(rs, f, b, page);
+                zero_pages++;
+            } else if (!multifd_queue_page(b->rb, page * TARGET_PAGE_SIZE)) {
+                ret = -1;
+                break;
+            }
+        } else if (ram_save_page(rs, f, b, page)) {
             zero_pages++;
         } else {
             normal_pages++;
@@ -175,6 +193,26 @@ void ram_save_block_list(RAMState *rs, QEMUFile *f)
         qemu_put_be64(f, rs->blocks[i].rb->used_length);
     }
     ram_save_eos(f);
+}
+
+bool ram_save_multifd_flush(RAMState *rs, QEMUFile *f, GError **errp)
+{
+    if (!rs->multifd) {
+        return true;
+    }
+    if (!multifd_send_sync(errp)) {
+        return false;
+    }
+    qemu_put_be64(f, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+    /* The destination forgets the block at a flush; so do we. */
+    rs->last_sent = NULL;
+    /*
+     * The receive threads wait at their SYNC packets until the load thread
+     * reads this record: it must not sit in our buffer while the next
+     * pass fills the channels.
+     */
+    qemu_fflush(f);
+    return qemu_file_get_error(f) == 0;
 }
 
 void ram_save_eos(QEMUFile *f)

@@ -8,6 +8,8 @@
 #include <gio/gio.h>
 
 #include "migration/migration.h"
+#include "migration/multifd.h"
+#include "migration/options.h"
 #include "migration/ram.h"
 #include "migration/ram-format.h"
 #include "migration/register.h"
@@ -73,6 +75,8 @@ static bool ram_save_setup(QEMUFile *f, void *opaque, GError **errp)
     }
     ram_state_free(rm);
     rm->rs = g_new0(RAMState, 1);
+    rm->rs->multifd = multifd_send_active();
+    rm->rs->zero_detection = migrate_params()->zero_page_detection;
     if (!ram_dirty_setup(rm->rs, errp)) {
         ram_state_free(rm);
         return false;
@@ -97,6 +101,14 @@ static int ram_save_iterate(QEMUFile *f, void *opaque, GError **errp)
     }
     uint64_t before = qemu_file_transferred(f);
     int r = ram_save_dirty_pages(rs, f, true);
+    if (r < 0 && rs->multifd && multifd_send_error()) {
+        g_propagate_error(errp, g_error_copy(multifd_send_error()));
+        return -1;
+    }
+    /* A pass is over: what it queued lands before anything of the next pass. */
+    if (r == 1 && !ram_save_multifd_flush(rs, f, errp)) {
+        return -1;
+    }
     ram_save_eos(f);
     mig_stat_add(&mig_stats.precopy_bytes, qemu_file_transferred(f) - before);
     mig_stat_set(&mig_stats.remaining, ram_dirty_bytes(rs));
@@ -126,7 +138,13 @@ static bool ram_save_complete(QEMUFile *f, void *opaque, GError **errp)
     if (!ram_dirty_sync(rs, errp)) {
         return false;
     }
-    ram_save_dirty_pages(rs, f, false);
+    if (ram_save_dirty_pages(rs, f, false) < 0 && rs->multifd && multifd_send_error()) {
+        g_propagate_error(errp, g_error_copy(multifd_send_error()));
+        return false;
+    }
+    if (!ram_save_multifd_flush(rs, f, errp)) {
+        return false;
+    }
     ram_save_eos(f);
     mig_stat_set(&mig_stats.remaining, ram_dirty_bytes(rs));
     return !ram_file_failed(f, errp);

@@ -6,6 +6,8 @@
 #include <gio/gio.h>
 
 #include "hw/x86/pc.h"
+#include "migration/multifd.h"
+#include "migration/options.h"
 #include "migration/register.h"
 #include "migration/savevm.h"
 #include "system/cpus.h"
@@ -142,6 +144,15 @@ static void savevm_put_configuration(QEMUFile *f)
         RAMBlock *rb = g_ptr_array_index(blocks, i);
         CFG_PUT_STR(rb->idstr);
         CFG_PUT(rb->used_length, 8);
+    }
+    /* multifd: the migration's identity and the settings both sides must share. */
+    if (multifd_send_active()) {
+        CFG_PUT(1, 1);
+        g_byte_array_append(cfg, multifd_send_uuid(), MULTIFD_UUID_LEN);
+        CFG_PUT(multifd_send_channels(), 4);
+        CFG_PUT(multifd_send_compression(), 4);
+    } else {
+        CFG_PUT(0, 1);
     }
 #undef CFG_PUT
 #undef CFG_PUT_STR
@@ -330,6 +341,33 @@ static char *cfg_get_str(ConfigReader *r)
     return s;
 }
 
+/* The multifd part of the configuration: set up the receive side, or refuse. */
+static bool loadvm_check_multifd(QEMUFile *f, ConfigReader *r, GError **errp)
+{
+    bool multifd = r->left > 0 && cfg_get(r, 1) == 1;
+    uint8_t uuid[MULTIFD_UUID_LEN];
+
+    if (!multifd) {
+        if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD)) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "the multifd capability is on here, but the source does not use "
+                        "multifd: set it the same on both sides");
+            return false;
+        }
+        return true;
+    }
+    for (unsigned i = 0; i < MULTIFD_UUID_LEN; i++) {
+        uuid[i] = (uint8_t)cfg_get(r, 1);
+    }
+    uint32_t channels = (uint32_t)cfg_get(r, 4);
+    uint32_t compression = (uint32_t)cfg_get(r, 4);
+    if (r->bad || channels < 1 || channels > 255 || compression >= MULTIFD_COMPRESSION__MAX) {
+        return loadvm_fail(errp, f, "malformed multifd part of the configuration section");
+    }
+    return multifd_recv_setup(uuid, channels, (MultiFDCompression)compression,
+                              qemu_file_channel(f), errp);
+}
+
 static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
 {
     if (qemu_get_byte(f) != FERRY_VM_CONFIGURATION) {
@@ -396,7 +434,7 @@ static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
                     blocks->len);
         return false;
     }
-    return true;
+    return loadvm_check_multifd(f, &r, errp);
 }
 
 static bool loadvm_check_footer(QEMUFile *f, SaveStateEntry *se, uint32_t section_id,
@@ -555,6 +593,12 @@ bool qemu_loadvm_state(QEMUFile *f, GError **errp)
     if (qemu_file_get_error(f)) {
         return loadvm_fail(errp, f, "reading the stream header");
     }
+    if (magic == MULTIFD_CHANNEL_MAGIC) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "a multifd channel arrived as the main stream: the source uses multifd, "
+                    "but the multifd capability is off here (set it on both sides)");
+        return false;
+    }
     if (magic != FERRY_VM_FILE_MAGIC) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "not a Ferry migration stream (magic 0x%08x)", magic);
@@ -569,7 +613,12 @@ bool qemu_loadvm_state(QEMUFile *f, GError **errp)
     if (!loadvm_check_configuration(f, errp)) {
         return false;
     }
-    bool ok = loadvm_setup(f, errp) && loadvm_sections(f, errp);
+    bool ok = loadvm_setup(f, errp);
+    if (ok) {
+        /* RAM is prepared (zeroed): pages may land now. */
+        multifd_recv_start();
+        ok = loadvm_sections(f, errp);
+    }
     loadvm_cleanup();
     if (!ok) {
         return false;

@@ -54,7 +54,9 @@ RAM_MEM_SIZE = 0x004
 RAM_PAGE = 0x008
 RAM_EOS = 0x010
 RAM_CONTINUE = 0x020
-RAM_FLAGS_KNOWN = RAM_ZERO | RAM_MEM_SIZE | RAM_PAGE | RAM_EOS | RAM_CONTINUE
+RAM_MULTIFD_FLUSH = 0x200
+RAM_FLAGS_KNOWN = RAM_ZERO | RAM_MEM_SIZE | RAM_PAGE | RAM_EOS | RAM_CONTINUE | RAM_MULTIFD_FLUSH
+MULTIFD_COMPRESSION = {0: "none", 1: "zlib", 2: "zstd"}
 RAM_FLAGS_DEFINED = 0x3FF
 RAM_FLAGS_MASK = PAGE_SIZE - 1
 
@@ -196,6 +198,14 @@ class Analyzer:
                 used = c.u64("RAM block size")
                 blocks.append((bid, used))
                 self.config_blocks[bid] = used
+            # multifd (absent in older streams: off)
+            multifd = None
+            if c.pos < c.end and c.u8("multifd flag") == 1:
+                uuid = c.raw(16, "multifd uuid")
+                channels = c.u32("multifd channels")
+                comp = c.u32("multifd compression")
+                multifd = {"uuid": uuid.hex(), "channels": channels,
+                           "compression": MULTIFD_COMPRESSION.get(comp, "unknown %d" % comp)}
         except StreamError as e:
             raise StreamError(e.offset, "malformed configuration section: " + e.message)
         if page_size != PAGE_SIZE:
@@ -208,6 +218,7 @@ class Analyzer:
             "page_size": page_size,
             "vcpus": vcpus,
             "ram_blocks": [{"id": quote(b), "size": s} for b, s in blocks],
+            "multifd": multifd,
             "unused_bytes": c.end - c.pos,
         }
 
@@ -254,6 +265,16 @@ class Analyzer:
                 if records is not None:
                     records.append({"offset": at, "kind": "EOS"})
                 break
+            if header == RAM_MULTIFD_FLUSH:
+                # A multifd sync point: the pages themselves went over the channels.
+                self.result["ram"].setdefault("multifd_flushes", 0)
+                self.result["ram"]["multifd_flushes"] += 1
+                if records is not None:
+                    records.append({"offset": at, "kind": "MULTIFD_FLUSH"})
+                block = None
+                at = r.off()
+                header = r.u64("RAM record header")
+                continue
             kind = flags & ~RAM_CONTINUE
             if kind not in (RAM_ZERO, RAM_PAGE):
                 raise StreamError(at, "RAM record 0x%016x: invalid flag combination 0x%x"
@@ -506,6 +527,11 @@ def print_text(name, res, out):
                                 len(c["ram_blocks"]), "" if len(c["ram_blocks"]) == 1 else "s"))
         for b in c["ram_blocks"]:
             w("%26s RAM block '%s': %s (0x%x)\n" % ("", b["id"], size_str(b["size"]), b["size"]))
+        if c.get("multifd"):
+            m = c["multifd"]
+            w("%26s multifd: %d channels, compression %s, migration %s (pages travel on "
+              "the channels, not in this stream)\n"
+              % ("", m["channels"], m["compression"], m["uuid"]))
         if c["unused_bytes"]:
             w("%26s %d unused bytes at the end\n" % ("", c["unused_bytes"]))
     for s in res["sections"]:
@@ -533,8 +559,8 @@ def print_text(name, res, out):
                      for b, v in st["blocks"].items()]
             w("%26s RAM records: %s%sEOS\n" % ("", "; ".join(parts), "; " if parts else ""))
         for rec in s.get("ram_records", []):
-            if rec["kind"] == "EOS":
-                w("%14s0x%08x  EOS\n" % ("", rec["offset"]))
+            if rec["kind"] in ("EOS", "MULTIFD_FLUSH"):
+                w("%14s0x%08x  %s\n" % ("", rec["offset"], rec["kind"]))
             else:
                 w("%14s0x%08x  %-4s %s'%s' offset 0x%x\n" % (
                     "", rec["offset"], rec["kind"], "(continue) " if rec["continue"] else "",

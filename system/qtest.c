@@ -288,5 +288,7 @@ bool qtest_server_init(Chardev *chr, const char *log_path, GError **errp)
             return false;
         }
     }
+    /* A read of many MiB is one reply line: never drop it, as the monitors don't. */
+    chardev_set_output_limit(chr, 0);
     return chardev_attach_frontend(chr, &qtest_chr_ops, NULL, errp);
 }

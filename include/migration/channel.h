@@ -93,6 +93,13 @@ bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt, GErro
 /* Read up to @len; 0 at end of stream; -1 with @errp on error or shutdown. */
 ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, GError **errp);
 
+/*
+ * Fill every byte of @iov (used as scratch, like writev_all). Returns 1
+ * when full, 0 at end of stream before the first byte, -1 with @errp on
+ * an error, a shutdown or an end of stream part way.
+ */
+int mig_channel_readv_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError **errp);
+
 /* Thread-safe: fail all pending and future I/O on @ch (cancel, errors). */
 void mig_channel_shutdown(MigChannel *ch);
 bool mig_channel_is_shutdown(MigChannel *ch);

@@ -66,6 +66,10 @@ typedef struct RAMState {
     uint64_t cur_page;
     const RAMMigBlock *last_sent;
 
+    /* Pages go over the multifd channels; zero-page-detection's value. */
+    bool multifd;
+    int zero_detection;         /* ZeroPageDetection */
+
     /* Set when a sync fails outside a handler that can report it. */
     GError *error;
 } RAMState;
@@ -95,6 +99,11 @@ void ram_save_block_list(RAMState *rs, QEMUFile *f);
  * no dirty page is left, 0 when it stopped early, -1 on a stream error.
  */
 int ram_save_dirty_pages(RAMState *rs, QEMUFile *f, bool rate_limited);
+/*
+ * multifd: send a sync on every channel, then the MULTIFD_FLUSH record.
+ * Nothing to do without multifd.
+ */
+bool ram_save_multifd_flush(RAMState *rs, QEMUFile *f, GError **errp);
 /* End of a payload. */
 void ram_save_eos(QEMUFile *f);
 /* True when the 4 KiB at @page are all zero. */

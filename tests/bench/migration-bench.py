@@ -16,24 +16,42 @@ Scenarios (1 vCPU; each run --runs times, medians printed):
   save-restore         -m 1G, mem=512 rate=1 saved to a file and restored (Ferry file:
                        and exec:cat; QEMU 7.2 exec:cat, it has no file: URI)
   dirty-max-4g         -m 4G, mem=3072 rate=max, auto-converge, uncapped
+  (these ten are the group "precopy", the default)
+
+  multifd-written-512m-cN-COMP    as written-512m, and
+  multifd-dirty-moderate-cN-COMP  as dirty-moderate, with the multifd capability on
+                       both sides, N = 1, 2, 4 channels, COMP = none, zlib, zstd (level 1);
+                       the destination starts with -incoming defer and listens on
+                       migrate-incoming once it has the capability and parameters;
+                       migrate_cancel after --multifd-timeout (60 s). Group "multifd";
+                       "all" is both groups.
+
+--scenarios takes names, groups, globs (multifd-*-c4-none) and prefixes that end at
+a '-' (multifd-written, multifd-dirty-moderate-c2), comma-separated.
 
 Live migration goes over tcp loopback (destination -incoming tcp:127.0.0.1:PORT),
 max-bandwidth 100 GB/s unless the scenario caps it, downtime-limit 300 ms unless
 it says otherwise, events capability on both sides. Per run, from query-migrate on
 the source after completion: total-time, setup-time, downtime, ram.transferred,
 throughput = transferred / (total-time - setup-time); and measured here:
-migrate_to_dst_hb_ms (the QMP migrate command to the destination guest's first
-heartbeat line), stop_to_resume_ms (source STOP event to destination RESUME
+multifd-bytes, migrate_to_dst_hb_ms (the QMP migrate command to the destination
+guest's first heartbeat line), the CPU time (user + system, /proc/PID/stat) of the
+source from migrate to its "completed" and of the destination from migrate to its
+own "completed", stop_to_resume_ms (source STOP event to destination RESUME
 event, both QMP event timestamps: what the guest really lost), hb_gap_ms (last
 source heartbeat line to first destination one) and a timeline of MIGRATION
 events on both sides.
 
 Also measured: this machine's tcp loopback throughput (one stream, two
-processes), and the load average, since other work may share the machine.
+processes; and, when multifd scenarios run, 1/2/4 parallel streams between as many
+sender and receiver processes, against which the multifd runs without compression
+are put as ferry_vs_loopback / qemu_vs_loopback), and the load average, since other
+work may share the machine.
 
 Prints one JSON object. Not a test: nothing here is asserted.
 """
 import argparse
+import fnmatch
 import json
 import mmap
 import os
@@ -426,6 +444,42 @@ def timeline(vm, t0):
     return out, passes
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of process pid so far: every thread, also those
+    that have exited (/proc/PID/stat utime + stime). None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_delta(before, after):
+    if before is None or after is None:
+        return None
+    return after - before
+
+
+MULTIFD_PARAMS = ("multifd-channels", "multifd-compression", "multifd-zlib-level",
+                  "multifd-zstd-level", "zero-page-detection")
+
+
+def multifd_setup(mf):
+    """The multifd capability and parameters (one VM; caps and params that
+    both sides need). QEMU 7.2 has no zero-page-detection: left alone on both."""
+    caps = {"multifd": True}
+    params = {"multifd-channels": mf["channels"], "multifd-compression": mf["compression"]}
+    if mf["compression"] == "zlib":
+        params["multifd-zlib-level"] = MULTIFD_LEVEL
+    elif mf["compression"] == "zstd":
+        params["multifd-zstd-level"] = MULTIFD_LEVEL
+    return caps, params
+
+
 def first_event(vm, name, status=None):
     for _, ev in list(vm.qmp.events):
         if ev.get("event") == name and (status is None or
@@ -439,9 +493,13 @@ def query_figures(q):
     total = q.get("total-time")
     setup = q.get("setup-time", 0)
     xfer = ram.get("transferred")
-    thr = None
-    if total is not None and xfer is not None and total - setup > 0:
-        thr = xfer / ((total - setup) / 1000.0)
+    normal = ram.get("normal")
+    thr = normal_thr = None
+    if total is not None and total - setup > 0:
+        if xfer is not None:
+            thr = xfer / ((total - setup) / 1000.0)
+        if normal is not None:
+            normal_thr = normal * ram.get("page-size", 4096) / ((total - setup) / 1000.0)
     return {
         "total_time_ms": total,
         "setup_time_ms": setup,
@@ -450,8 +508,10 @@ def query_figures(q):
         "throughput_bytes_per_s": thr,
         "dirty_sync_count": ram.get("dirty-sync-count"),
         "downtime_bytes": ram.get("downtime-bytes"),
-        "normal_pages": ram.get("normal"),
+        "normal_pages": normal,
         "zero_pages": ram.get("duplicate"),
+        "normal_bytes_per_s": normal_thr,
+        "multifd_bytes": ram.get("multifd-bytes"),
     }
 
 
@@ -468,10 +528,14 @@ def live_run(side, sc, args, tmp):
         machine = ["-machine", "q35,memory-backend=ram0"]
         src_more += ["-object", backend] + machine
         dst_more += ["-object", backend + ",prealloc=on"] + machine
+    mf = sc.get("multifd")
     src = side.vm(tmp, "src", ram, append, src_more)
     port = free_port()
+    uri = "tcp:127.0.0.1:%d" % port
+    # multifd: the destination needs the capability and the channel count before
+    # it listens, so it starts with -incoming defer and listens on migrate-incoming.
     dst = side.vm(tmp, "dst", ram, append,
-                  dst_more + ["-incoming", "tcp:127.0.0.1:%d" % port])
+                  dst_more + ["-incoming", "defer" if mf else uri])
     res = {}
     try:
         if paused:
@@ -480,23 +544,43 @@ def live_run(side, sc, args, tmp):
         else:
             token = boot_and_settle(src, args)
         dst.start()
-        set_migration(dst, {"events": True}, None)
         caps = {"events": True, "auto-converge": bool(sc.get("auto_converge"))}
         params = {"max-bandwidth": sc.get("max_bandwidth", UNCAPPED),
                   "downtime-limit": sc.get("downtime_limit", 300)}
+        if mf:
+            mcaps, mparams = multifd_setup(mf)
+            set_migration(dst, dict(mcaps, events=True), mparams)
+            dst.qmp.cmd("migrate-incoming", {"uri": uri})
+            caps.update(mcaps)
+            params.update(mparams)
+        else:
+            set_migration(dst, {"events": True}, None)
         set_migration(src, caps, params)
+        if mf:
+            qp = src.qmp.cmd("query-migrate-parameters")
+            res["multifd_params"] = {k: qp[k] for k in MULTIFD_PARAMS if k in qp}
         samples = []
         t0 = mono()
         if not paused:
             res["guest_writes_per_s_before"] = write_rate(src.serial.heartbeats(t0 - 1.2, t0))
-        src.qmp.cmd("migrate", {"uri": "tcp:127.0.0.1:%d" % port})
+        cpu0_src, cpu0_dst = proc_cpu(src.proc.pid), proc_cpu(dst.proc.pid)
+        src.qmp.cmd("migrate", {"uri": uri})
         status = wait_migration_end(src, sc.get("timeout", args.mig_timeout),
                                     samples=samples)
+        cpu1_src = proc_cpu(src.proc.pid)
         res["status"] = status or "timeout"
         if status is None:
             q = src.qmp.cmd("query-migrate")
             res["at_timeout"] = query_figures(q)
             res["at_timeout"]["cpu_throttle_percentage"] = q.get("cpu-throttle-percentage")
+            ram_q = q.get("ram", {})
+            res["error"] = ("not completed within %.0f s: %s transferred, %s remaining, "
+                            "%s dirty syncs, %s B/s dirtied, %.0f B/s sent" % (
+                                sc.get("timeout", args.mig_timeout),
+                                ram_q.get("transferred"), ram_q.get("remaining"),
+                                ram_q.get("dirty-sync-count"),
+                                ram_q.get("dirty-pages-rate", 0) * ram_q.get("page-size", 4096),
+                                (ram_q.get("transferred") or 0) / max(mono() - t0, 1e-3)))
             src.qmp.cmd("migrate_cancel")
             wait_migration_end(src, 30)
             res["converged"] = False
@@ -506,8 +590,19 @@ def live_run(side, sc, args, tmp):
         if status != "completed":
             res["error"] = q.get("error-desc")
             return res
-        if sc.get("auto_converge"):
+        # The destination's CPU up to its own "completed" (it has loaded
+        # everything; its guest starts right after).
+        if dst.qmp.wait_event(is_end, args.resume_timeout):
+            cpu1_dst = proc_cpu(dst.proc.pid)
+        else:
+            cpu1_dst = None
+        res["cpu_src_s"] = cpu_delta(cpu0_src, cpu1_src)
+        res["cpu_dst_s"] = cpu_delta(cpu0_dst, cpu1_dst)
+        if res["cpu_src_s"] is not None and res["cpu_dst_s"] is not None:
+            res["cpu_total_s"] = res["cpu_src_s"] + res["cpu_dst_s"]
+        if sc.get("auto_converge") or sc.get("multifd"):
             res["converged"] = True
+        if sc.get("auto_converge"):
             res["max_cpu_throttle_seen"] = max(
                 [s.get("cpu-throttle-percentage", 0) for s in samples] +
                 [q.get("cpu-throttle-percentage", 0)])
@@ -601,7 +696,8 @@ NUMERIC = ("total_time_ms", "setup_time_ms", "downtime_ms", "transferred_bytes",
            "stop_to_resume_ms", "hb_gap_ms", "max_cpu_throttle_seen", "save_wall_ms",
            "file_bytes", "restore_to_hb_ms", "restore_to_resume_event_ms", "normal_pages",
            "zero_pages", "migration_pass_events", "downtime_bytes",
-           "guest_writes_per_s_before", "guest_writes_per_s_during")
+           "guest_writes_per_s_before", "guest_writes_per_s_during", "normal_bytes_per_s",
+           "multifd_bytes", "cpu_src_s", "cpu_dst_s", "cpu_total_s")
 
 
 def median(values):
@@ -623,6 +719,10 @@ def summarize(runs):
         vals = [r.get(flag) for r in ok if flag in r]
         if vals:
             out[flag] = all(vals)
+    for r in runs:
+        if "multifd_params" in r:
+            out["multifd_params"] = r["multifd_params"]
+            break
     return out
 
 
@@ -705,6 +805,150 @@ def loopback_once(total, chunk, region):
         os.waitpid(pid, 0)
 
 
+def _child_pipe_write(fd, text):
+    os.write(fd, text.encode())
+
+
+def loopback_parallel_once(streams, seconds, region, chunk=MiB):
+    """`streams` tcp connections over 127.0.0.1 at once, each between its own
+    sender and receiver process (2 * streams processes, no GIL in the way). Every
+    sender send()s `chunk` bytes per call, cycling through its share of `region`
+    bytes of written memory (region / streams each: beyond the cache, like guest
+    pages), for `seconds`; every receiver recv_into()s its own pre-touched share.
+    Returns the receivers' bytes together over the span from the first receiver's
+    first byte to the last one's EOF, in bytes/s."""
+    share = max(chunk, region // streams // chunk * chunk)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(streams)
+    addr = ls.getsockname()
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    res_r, res_w = os.pipe()
+    pids = []
+
+    def fork(fn):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(ready_r)
+                os.close(go_w)
+                os.close(res_r)
+                fn()
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        pids.append(pid)
+
+    def sender():
+        ls.close()
+        s = socket.create_connection(addr)
+        buf = bytearray(b"\x5a" * share)           # written: real pages, not the zero page
+        mv = memoryview(buf)
+        _child_pipe_write(ready_w, "r")
+        if os.read(go_r, 1) != b"g":
+            return
+        end = mono() + seconds
+        off = 0
+        while mono() < end:
+            s.sendall(mv[off:off + chunk])
+            off += chunk
+            if off + chunk > share:
+                off = 0
+        s.close()
+
+    def receiver():
+        conn, _ = ls.accept()
+        ls.close()
+        buf = bytearray(b"\x00" * share)           # faulted in before the clock starts
+        mv = memoryview(buf)
+        _child_pipe_write(ready_w, "r")
+        got = 0
+        off = 0
+        t0 = None
+        while True:
+            if off + chunk > share:
+                off = 0
+            n = conn.recv_into(mv[off:off + chunk])
+            if n == 0:
+                break
+            if t0 is None:
+                t0 = mono()
+            got += n
+            off += n
+        t1 = mono()
+        conn.close()
+        _child_pipe_write(res_w, "%d %.6f %.6f\n" % (got, t0 or t1, t1))
+
+    try:
+        for _ in range(streams):
+            fork(receiver)
+        for _ in range(streams):
+            fork(sender)
+        os.close(ready_w)
+        ready_w = -1
+        readies = b""
+        deadline = mono() + 60
+        while len(readies) < 2 * streams and mono() < deadline:
+            r, _, _ = select.select([ready_r], [], [], 1.0)
+            if r:
+                chunk_in = os.read(ready_r, 64)
+                if not chunk_in:
+                    break
+                readies += chunk_in
+        if len(readies) < 2 * streams:
+            return None
+        os.write(go_w, b"g" * streams)
+        os.close(res_w)
+        res_w = -1
+        data = b""
+        while True:
+            b = os.read(res_r, 4096)
+            if not b:
+                break
+            data += b
+        rows = [line.split() for line in data.decode().splitlines() if line.strip()]
+        if len(rows) < streams:
+            return None
+        got = sum(int(r[0]) for r in rows)
+        t0 = min(float(r[1]) for r in rows)
+        t1 = max(float(r[2]) for r in rows)
+        return got / (t1 - t0) if t1 > t0 else None
+    finally:
+        ls.close()
+        for fd in (ready_r, ready_w, go_r, go_w, res_r, res_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+
+
+def loopback_streams(args, counts):
+    """loopback_parallel_once for each stream count, --loopback-repeats times each;
+    medians in bytes/s."""
+    out = {"seconds": args.loopback_seconds, "write_size": MiB,
+           "region_bytes_per_side": LOOPBACK_REGION, "repeats": args.loopback_repeats,
+           "bytes_per_s": {}, "runs": {}}
+    for n in counts:
+        vals = [loopback_parallel_once(n, args.loopback_seconds, LOOPBACK_REGION)
+                for _ in range(args.loopback_repeats)]
+        out["bytes_per_s"][str(n)] = median(vals)
+        out["runs"][str(n)] = [round(v) for v in vals if v]
+    return out
+
+
 def fresh_memory():
     """What faulting in anonymous memory costs here: the first time (pages the host
     may not back yet) and again at once (pages just freed)."""
@@ -723,6 +967,9 @@ def git_head(build_dir):
         return None
 
 
+LOOPBACK_REGION = 256 * MiB     # per side, split among the streams
+
+
 def loopback(args):
     total = args.loopback_gib * GiB
     hot = [loopback_once(total, 1 * MiB, 4 * MiB) for _ in range(3)]
@@ -735,7 +982,65 @@ def loopback(args):
 
 # --------------------------------------------------------------------- main
 
+MULTIFD_BASES = (
+    # (name, append, what)
+    ("written-512m", "mem=512 rate=1", "1 GiB guest, 512 MiB written once at boot, then ~idle"),
+    ("dirty-moderate", "mem=256 rate=20000", "1 GiB guest dirtying 20000 pages/s over 256 MiB"),
+)
+MULTIFD_CHANNELS = (1, 2, 4)
+MULTIFD_COMPRESSION = ("none", "zlib", "zstd")
+MULTIFD_LEVEL = 1                               # zlib and zstd level
+
+
+def multifd_scenarios(args):
+    out = []
+    for base, append, what in MULTIFD_BASES:
+        for ch in MULTIFD_CHANNELS:
+            for comp in MULTIFD_COMPRESSION:
+                out.append({
+                    "name": "multifd-%s-c%d-%s" % (base, ch, comp), "ram": "1G",
+                    "append": append, "group": "multifd", "timeout": args.multifd_timeout,
+                    "multifd": {"channels": ch, "compression": comp},
+                    "what": "%s; multifd, %d channel%s, compression %s%s" % (
+                        what, ch, "s" if ch > 1 else "", comp,
+                        "" if comp == "none" else " level %d" % MULTIFD_LEVEL)})
+    return out
+
+
 def scenarios(args):
+    return precopy_scenarios(args) + multifd_scenarios(args)
+
+
+def select_scenarios(all_sc, spec):
+    """Scenarios named by a comma-separated spec. Each item is an exact name, a
+    group (all, precopy, multifd), a glob (multifd-*-c4-none) or a prefix ending
+    at a '-' boundary (multifd-written, multifd-dirty-moderate-c2). Returns the
+    scenarios in their usual order, or raises ValueError naming what matched
+    nothing."""
+    names = [s["name"] for s in all_sc]
+    groups = {"all": set(names),
+              "precopy": {s["name"] for s in all_sc if s.get("group") != "multifd"},
+              "multifd": {s["name"] for s in all_sc if s.get("group") == "multifd"}}
+    want = set()
+    unknown = []
+    for item in [x.strip() for x in spec.split(",") if x.strip()]:
+        if item in names:
+            hit = {item}
+        elif item in groups:
+            hit = groups[item]
+        elif any(c in item for c in "*?["):
+            hit = set(fnmatch.filter(names, item))
+        else:
+            hit = {n for n in names if n.startswith(item + "-")}
+        if not hit:
+            unknown.append(item)
+        want |= hit
+    if unknown:
+        raise ValueError(", ".join(unknown))
+    return [s for s in all_sc if s["name"] in want]
+
+
+def precopy_scenarios(args):
     cap = args.cap_bandwidth
     return [
         {"name": "idle-1g", "ram": "1G", "append": "mem=16 rate=1",
@@ -767,9 +1072,13 @@ def scenarios(args):
     ]
 
 
-def run_scenario(sides, sc, args, log):
+def run_scenario(sides, sc, args, log, streams_limit=None):
     out = {"what": sc["what"], "ram": sc["ram"], "append": append_for(sc, args),
            "load_before": loadavg()}
+    if sc.get("multifd"):
+        out["multifd"] = dict(sc["multifd"])
+        if sc["multifd"]["compression"] != "none":
+            out["multifd"]["level"] = MULTIFD_LEVEL
     for side in sides:
         variants = [(side.name, None)]
         if sc.get("kind") == "save":
@@ -796,8 +1105,9 @@ def run_scenario(sides, sc, args, log):
                 runs.append(compact(r))
                 log("%s %s run %d: %s" % (sc["name"], label, i + 1, json.dumps(
                     {k: r.get(k) for k in ("status", "total_time_ms", "downtime_ms",
-                                           "transferred_bytes", "migrate_to_dst_hb_ms",
-                                           "stop_to_resume_ms", "save_wall_ms",
+                                           "transferred_bytes", "multifd_bytes",
+                                           "migrate_to_dst_hb_ms", "stop_to_resume_ms",
+                                           "cpu_src_s", "cpu_dst_s", "save_wall_ms",
                                            "restore_to_hb_ms", "error") if k in r})))
             out[label] = summarize(runs)
             if args.all_runs:
@@ -814,8 +1124,46 @@ def run_scenario(sides, sc, args, log):
                     out[label]["errors"] = errs
     if "ferry" in out and "qemu" in out:
         out["ferry_over_qemu"] = ratios(out["ferry"], out["qemu"])
+    mf = sc.get("multifd")
+    if mf and mf["compression"] == "none" and streams_limit:
+        # Against what this machine's loopback moves with as many streams.
+        lim = streams_limit.get(str(mf["channels"]))
+        if lim:
+            out["loopback_bytes_per_s"] = round(lim)
+            for label in ("ferry", "qemu"):
+                thr = out.get(label, {}).get("median", {}).get("throughput_bytes_per_s")
+                if thr:
+                    out[label + "_vs_loopback"] = round(thr / lim, 3)
     out["load_after"] = loadavg()
     return out
+
+
+MULTIFD_TABLE_KEYS = ("total_time_ms", "downtime_ms", "stop_to_resume_ms",
+                      "transferred_bytes", "multifd_bytes", "throughput_bytes_per_s",
+                      "cpu_src_s", "cpu_dst_s")
+
+
+def multifd_table(scs):
+    """One line per multifd scenario: the medians side by side, for reading."""
+    rows = {}
+    for name, r in scs.items():
+        if "multifd" not in r:
+            continue
+        row = {}
+        for label in ("ferry", "qemu"):
+            med = r.get(label, {}).get("median")
+            if med:
+                row[label] = {k: med[k] for k in MULTIFD_TABLE_KEYS if k in med}
+            elif label in r:
+                row[label] = {"runs_ok": 0, "errors": r[label].get("errors")}
+        for k in ("ferry_vs_loopback", "qemu_vs_loopback"):
+            if k in r:
+                row[k] = r[k]
+        fq = r.get("ferry_over_qemu", {})
+        if fq:
+            row["ferry_over_qemu"] = {k: fq[k] for k in MULTIFD_TABLE_KEYS if k in fq}
+        rows[name] = row
+    return rows
 
 
 def on_sigterm(signum, frame):
@@ -827,22 +1175,35 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default="build")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--scenarios", default="all",
-                   help="comma-separated scenario names (default: all)")
+    p.add_argument("--scenarios", default="precopy",
+                   help="comma-separated scenario names, groups (precopy, multifd, all), "
+                        "globs (multifd-*-c4-none) or dash-bounded prefixes "
+                        "(multifd-written, multifd-dirty-moderate-c2); default: precopy")
     p.add_argument("--hb", type=int, default=20, help="guest heartbeat interval, ms")
     p.add_argument("--cap-bandwidth", type=int, default=100 * 1000 * 1000,
                    help="max-bandwidth (bytes/s) for dirty-max-capped")
     p.add_argument("--boot-timeout", type=float, default=120.0)
     p.add_argument("--mig-timeout", type=float, default=120.0)
     p.add_argument("--converge-timeout", type=float, default=90.0)
+    p.add_argument("--multifd-timeout", type=float, default=60.0,
+                   help="give up (migrate_cancel) on a multifd migration after this long")
     p.add_argument("--resume-timeout", type=float, default=30.0)
     p.add_argument("--loopback-gib", type=int, default=2)
+    p.add_argument("--loopback-seconds", type=float, default=1.5,
+                   help="per parallel-stream loopback measurement (multifd scenarios)")
+    p.add_argument("--loopback-repeats", type=int, default=3)
     p.add_argument("--no-loopback", action="store_true")
     p.add_argument("--no-qemu", action="store_true")
     p.add_argument("--no-ferry", action="store_true")
+    p.add_argument("--only", choices=("ferry", "qemu"),
+                   help="run one VMM only (--no-qemu / --no-ferry)")
     p.add_argument("--all-runs", action="store_true", help="print every run, not only medians")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = p.parse_args()
+    if args.only == "ferry":
+        args.no_qemu = True
+    elif args.only == "qemu":
+        args.no_ferry = True
 
     def log(msg):
         if not args.quiet:
@@ -867,18 +1228,18 @@ def run_main(args, log, ferry_path, kernel_path, snap):
     shutil.copy2(kernel_path, kernel)
 
     all_sc = scenarios(args)
-    if args.scenarios != "all":
-        want = args.scenarios.split(",")
-        unknown = set(want) - {s["name"] for s in all_sc}
-        if unknown:
-            sys.exit("migration-bench: unknown scenario(s) %s; known: %s" %
-                     (", ".join(sorted(unknown)), ", ".join(s["name"] for s in all_sc)))
-        all_sc = [s for s in all_sc if s["name"] in want]
+    try:
+        all_sc = select_scenarios(all_sc, args.scenarios)
+    except ValueError as e:
+        sys.exit("migration-bench: no scenario matches %s; known: %s (groups: all, "
+                 "precopy, multifd; globs and dash-bounded prefixes work too)" %
+                 (e, ", ".join(s["name"] for s in all_sc)))
 
     result = {"benchmark": "migration",
               "params": {"runs": args.runs, "hb_ms": args.hb, "smp": 1,
                          "transport": "tcp:127.0.0.1", "max_bandwidth": UNCAPPED,
                          "downtime_limit_ms": 300, "cap_bandwidth": args.cap_bandwidth,
+                         "scenarios": [s["name"] for s in all_sc],
                          "cpus": os.cpu_count(), "ferry_binary": ferry_path,
                          "ferry_binary_mtime": time.strftime(
                              "%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(ferry_path))),
@@ -886,9 +1247,15 @@ def run_main(args, log, ferry_path, kernel_path, snap):
               "load_start": loadavg()}
 
     # Loopback first: it forks, and no thread exists yet.
+    streams_limit = None
     if not args.no_loopback:
         log("loopback throughput")
         result["loopback_tcp"] = loopback(args)
+        counts = sorted({s["multifd"]["channels"] for s in all_sc if s.get("multifd")})
+        if counts:
+            log("loopback throughput, %s parallel streams" % "/".join(map(str, counts)))
+            result["loopback_tcp_streams"] = loopback_streams(args, counts)
+            streams_limit = result["loopback_tcp_streams"]["bytes_per_s"]
     log("fresh memory first-touch cost")
     result["fresh_memory"] = fresh_memory()
 
@@ -913,9 +1280,12 @@ def run_main(args, log, ferry_path, kernel_path, snap):
     try:
         for sc in all_sc:
             log("scenario %s" % sc["name"])
-            result["scenarios"][sc["name"]] = run_scenario(sides, sc, args, log)
+            result["scenarios"][sc["name"]] = run_scenario(sides, sc, args, log,
+                                                           streams_limit)
     except KeyboardInterrupt:
         result["interrupted"] = True
+    if any(s.get("multifd") for s in all_sc):
+        result["multifd_summary"] = multifd_table(result["scenarios"])
     result["load_end"] = loadavg()
     print(json.dumps(result, indent=2))
 

@@ -806,6 +806,14 @@ void ferry_serial_write(FerryVM *vm, const char *text)
     write_all_fd(vm->serial_fd, text, strlen(text));
 }
 
+bool ferry_serial_contains(FerryVM *vm, const char *needle)
+{
+    g_mutex_lock(&vm->serial_lock);
+    bool found = strstr(vm->serial->str, needle) != NULL;
+    g_mutex_unlock(&vm->serial_lock);
+    return found;
+}
+
 char *ferry_serial_text(FerryVM *vm)
 {
     char *text;

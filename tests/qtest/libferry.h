@@ -243,8 +243,10 @@ void ferry_outb(FerryVM *vm, uint16_t port, uint8_t val);
  * two occurrences.
  */
 
-/* Everything received so far. */
+/* Everything received so far (the caller frees it). */
 char *ferry_serial_text(FerryVM *vm);
+/* Whether the serial output so far contains @needle. */
+bool ferry_serial_contains(FerryVM *vm, const char *needle);
 /* Type @text into the guest's serial port (socket mode only). */
 void ferry_serial_write(FerryVM *vm, const char *text);
 /* Move the mark to the end of what has arrived; returns the new offset. */

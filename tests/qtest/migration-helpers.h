@@ -24,6 +24,12 @@ static inline void mig_set_param_int(FerryVM *vm, const char *name, gint64 value
                                          value);
 }
 
+static inline void mig_set_param_str(FerryVM *vm, const char *name, const char *value)
+{
+    g_autoptr(JsonNode) r = ferry_qmp_ok(vm, "{'execute': 'migrate-set-parameters', "
+                                         "'arguments': {'%s': '%s'}}", name, value);
+}
+
 static inline JsonNode *mig_query(FerryVM *vm)
 {
     return ferry_qmp_ok(vm, "{'execute': 'query-migrate'}");
@@ -119,6 +125,54 @@ static inline void mig_assert_same_memory(FerryVM *a, FerryVM *b, uint64_t start
         size_t len = MIN(chunk, end - addr);
         ferry_memread(a, addr, ba, len);
         ferry_memread(b, addr, bb, len);
+        if (memcmp(ba, bb, len) != 0) {
+            for (size_t off = 0; off < len; off += 4096) {
+                if (memcmp(ba + off, bb + off, MIN(4096, len - off)) != 0) {
+                    g_error("guest page at 0x%" G_GINT64_MODIFIER "x differs between source "
+                            "and destination", addr + off);
+                }
+            }
+        }
+    }
+}
+
+/*
+ * Guest RAM [addr, addr + len) through qtest b64read, 512 KiB a request
+ * (a reply stays under the 1 MiB a chardev buffers): many times faster
+ * than ferry_memread()'s hex for whole-RAM reads.
+ */
+static inline void mig_memread_b64(FerryVM *vm, uint64_t addr, void *buf, size_t len)
+{
+    const size_t chunk = 512 << 10;
+    guint8 *out = buf;
+    while (len > 0) {
+        size_t n = MIN(chunk, len);
+        g_autofree char *reply = ferry_qtest(vm, "b64read 0x%" G_GINT64_MODIFIER "x 0x%zx",
+                                             addr, n);
+        gsize dlen = 0;
+        g_autofree guchar *data = g_base64_decode(reply, &dlen);
+        if (dlen != n) {
+            g_error("qtest b64read of %zu bytes at 0x%" G_GINT64_MODIFIER "x returned %zu",
+                    n, addr, (size_t)dlen);
+        }
+        memcpy(out, data, n);
+        out += n;
+        addr += n;
+        len -= n;
+    }
+}
+
+/* mig_assert_same_memory() through mig_memread_b64(). */
+static inline void mig_assert_same_memory_b64(FerryVM *a, FerryVM *b, uint64_t start,
+                                              uint64_t end)
+{
+    const size_t chunk = 4 << 20;
+    g_autofree guint8 *ba = g_malloc(chunk);
+    g_autofree guint8 *bb = g_malloc(chunk);
+    for (uint64_t addr = start; addr < end; addr += chunk) {
+        size_t len = MIN(chunk, end - addr);
+        mig_memread_b64(a, addr, ba, len);
+        mig_memread_b64(b, addr, bb, len);
         if (memcmp(ba, bb, len) != 0) {
             for (size_t off = 0; off < len; off += 4096) {
                 if (memcmp(ba + off, bb + off, MIN(4096, len - off)) != 0) {

@@ -95,22 +95,22 @@ python3 - "$f" "$tmp/footer" "$tmp/record" "$tmp/section" <<'EOF'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
 # The START section's footer: after 'ram' START header (0x2e) and the block list (31 bytes).
-footer = 0x3f + 31
+footer = 0x40 + 31
 assert data[footer] == 0x7e, hex(data[footer])
 bad = bytearray(data); bad[footer + 4] = 9
 open(sys.argv[2], "wb").write(bad)
 # The first record of the first PART section: an unknown flag.
-bad = bytearray(data); bad[0x68 + 7] |= 0x40
+bad = bytearray(data); bad[0x69 + 7] |= 0x40
 open(sys.argv[3], "wb").write(bad)
 # The first PART section's type byte: not a section type.
-bad = bytearray(data); bad[0x63] = 0x09
+bad = bytearray(data); bad[0x64] = 0x09
 open(sys.argv[4], "wb").write(bad)
 EOF
 # Well-formed but incomplete: no END for the RAM section (loads, but pages are lost).
 python3 - "$f" "$tmp/noend" <<'EOF'
 import sys
 data = open(sys.argv[1], "rb").read()
-start_end = 0x63            # the START section ends here: the first PART follows
+start_end = 0x64            # the START section ends here: the first PART follows
 first_full = data.index(b"\x04\x00\x00\x00\x01\x0bglobalstate")
 open(sys.argv[2], "wb").write(data[:start_end] + data[first_full:])
 EOF

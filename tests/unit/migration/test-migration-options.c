@@ -30,7 +30,7 @@ static const char *const all_caps[] = {
 
 static const char *const supported_caps[] = {
     "auto-converge", "zero-blocks", "events", "return-path", "pause-before-switchover",
-    "late-block-activate", "validate-uuid", NULL,
+    "late-block-activate", "validate-uuid", "multifd", NULL,
 };
 
 static void reset(void)
@@ -234,8 +234,8 @@ static void test_caps_errors(void)
     /* A bad entry anywhere: nothing changes. */
     assert_qmp("migrate-set-capabilities",
                "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}, "
-               "{\"capability\": \"multifd\", \"state\": true}]}",
-               "GenericError: Capability 'multifd' is not supported by Ferry yet");
+               "{\"capability\": \"postcopy-ram\", \"state\": true}]}",
+               "GenericError: Capability 'postcopy-ram' is not supported by Ferry yet");
     g_assert_false(cap_state("events"));
     assert_qmp("migrate-set-capabilities",
                "{\"capabilities\": [{\"capability\": \"events\", \"state\": true}, "
@@ -683,6 +683,8 @@ static void test_hmp_info_options(void)
                "x-checkpoint-delay: 20000 ms\n"
                "multifd-channels: 2\n"
                "multifd-compression: none\n"
+               "multifd-zlib-level: 1\n"
+               "multifd-zstd-level: 1\n"
                "zero-page-detection: multifd\n"
                "xbzrle-cache-size: 67108864 bytes\n"
                "max-postcopy-bandwidth: 0\n"

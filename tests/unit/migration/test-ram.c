@@ -729,7 +729,7 @@ static void mf_build(unsigned i, GByteArray *a)
         put_id(a, "pc.ram");
         break;
     case 5:
-        put_be64(a, RAM_SAVE_FLAG_ZERO | 0x200);
+        put_be64(a, RAM_SAVE_FLAG_ZERO | 0x100);
         put_id(a, "pc.ram");
         break;
     case 6:
@@ -769,6 +769,9 @@ static void mf_build(unsigned i, GByteArray *a)
     case 16:
         put_zero(a, 0, "pc.ram", 0);
         break;
+    case 17:
+        put_be64(a, RAM_SAVE_FLAG_MULTIFD_FLUSH);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -801,7 +804,7 @@ static void test_ram_load_checks(void)
         { "continue past the block", "page offset 0x2000 outside block 'b2' (size 0x2000)" },
         { "unaligned", "not page-aligned" },
         { "unknown flag", "unknown flags 0x40" },
-        { "unknown flag 0x200", "unknown flags 0x200" },
+        { "unknown flag 0x100", "unknown flags 0x100" },
         { "zero and page", "invalid flag combination" },
         { "no kind", "invalid flag combination" },
         { "EOS with an offset", "invalid flag combination" },
@@ -813,6 +816,7 @@ static void test_ram_load_checks(void)
         { "second block list", "a second block list" },
         { "truncated page", "unexpected end of stream" },
         { "no EOS", "unexpected end of stream" },
+        { "multifd flush without multifd", "this migration has no multifd channels" },
     };
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autoptr(GByteArray) a = g_byte_array_new();

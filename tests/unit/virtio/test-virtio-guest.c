@@ -97,6 +97,7 @@ static void test_disk(void)
     g_string_truncate(serial_out, 0);
     virtio_test_disk();
     g_assert_true(g_str_has_suffix(serial_out->str, "DISK OK\n"));
+    g_clear_pointer(&contents, g_free);
     g_assert_true(g_file_get_contents(image_path, &contents, &len, NULL));
     g_assert_cmpmem(contents + 512, 16, "FERRY-DISK-0200 ", 16);
 }
