@@ -553,6 +553,17 @@ int mig_channel_readv_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError 
     }
 }
 
+bool mig_channel_peer_closed(MigChannel *ch)
+{
+    char b;
+
+    if (ch->kind != MIG_CHANNEL_SOCKET) {
+        return false;
+    }
+    ssize_t n = recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void mig_channel_shutdown(MigChannel *ch)
 {
     if (__atomic_exchange_n(&ch->shut, 1, __ATOMIC_SEQ_CST)) {

@@ -442,10 +442,18 @@ static gpointer migration_thread(gpointer opaque)
         ok = ok && migration_complete(s, &err);
     }
 
+    /*
+     * Without the BQL: a send thread may still be writing to a slow peer
+     * after a failure elsewhere; the shutdown makes it stop at once.
+     */
+    if (!ok) {
+        multifd_send_shutdown();
+    }
+    multifd_send_cleanup();
+
     bql_lock();
     cpus_set_throttle(0);
     s->throttle_percent = 0;
-    multifd_send_cleanup();
     if (s->file) {
         qemu_savevm_state_cleanup();
         int ferr = qemu_fclose(s->file);
@@ -695,12 +703,12 @@ static gpointer migration_incoming_thread(gpointer opaque)
     QEMUFile *f = qemu_file_new_input(s->channel);
 
     bool ok = qemu_loadvm_state(f, &err);
+    multifd_recv_cleanup();
     /* A failed channel shuts the main stream down: report the channel's cause. */
     if (!ok && multifd_recv_error()) {
         g_clear_error(&err);
         err = g_error_copy(multifd_recv_error());
     }
-    multifd_recv_cleanup();
     g_mutex_lock(&s->lock);
     s->channel = NULL;
     g_mutex_unlock(&s->lock);

@@ -113,10 +113,17 @@ void multifd_recv_new_channel(MigChannel *ch, const MultiFDHandshake *hs)
 
     g_mutex_lock(&mr.lock);
     GPtrArray *arrived = multifd_recv_arrived();
-    if (mr.active || mr.quit) {
+    if (mr.quit) {
+        why = "the incoming migration is over";
+    } else if (mr.active) {
         why = "this migration has all its channels";
     } else if (mr.uuid_known && memcmp(hs->uuid, mr.uuid, MULTIFD_UUID_LEN) != 0) {
         why = "it belongs to another migration";
+    } else if (mr.uuid_known && (hs->channels != mr.nr_channels ||
+                                 hs->compression != mr.compression)) {
+        why = "its channel count or compression differs from the main stream's";
+    } else if (mr.uuid_known && hs->channel_id >= mr.nr_channels) {
+        why = "its number is out of range";
     } else {
         for (guint i = 0; i < arrived->len; i++) {
             MultiFDArrival *a = g_ptr_array_index(arrived, i);
@@ -217,23 +224,38 @@ bool multifd_recv_setup(const uint8_t *uuid, uint32_t channels, MultiFDCompressi
     mr.parked = 0;
     for (guint i = 0; i < arrived->len;) {
         MultiFDArrival *a = g_ptr_array_index(arrived, i);
-        if (!multifd_arrival_matches(a) || a->hs.channel_id >= channels ||
-            a->hs.channels != channels || a->hs.compression != compression) {
-            fprintf(stderr, "ferry: refused multifd channel %u from %s: it belongs to "
-                    "another migration\n", a->hs.channel_id, mig_channel_desc(a->ch));
+        const char *why = !multifd_arrival_matches(a) ? "it belongs to another migration"
+            : (a->hs.channels != channels || a->hs.compression != compression)
+            ? "its channel count or compression differs from the main stream's"
+            : a->hs.channel_id >= channels ? "its number is out of range" : NULL;
+        if (why) {
+            fprintf(stderr, "ferry: refused multifd channel %u from %s: %s\n",
+                    a->hs.channel_id, mig_channel_desc(a->ch), why);
             g_ptr_array_remove_index(arrived, i);
             continue;
         }
         i++;
     }
     gint64 deadline = g_get_monotonic_time() + MULTIFD_RECV_CONNECT_TIMEOUT_S * G_USEC_PER_SEC;
+    bool source_gone = false;
     while (!multifd_recv_all_arrived() && !mr.quit) {
-        if (!g_cond_wait_until(&mr.cond, &mr.lock, deadline)) {
+        gint64 now = g_get_monotonic_time();
+        if (now >= deadline) {
             break;
         }
+        /* A source that failed to connect its channels closes the main stream. */
+        if (main_channel && mig_channel_peer_closed(main_channel)) {
+            source_gone = true;
+            break;
+        }
+        g_cond_wait_until(&mr.cond, &mr.lock, MIN(deadline, now + 100 * G_TIME_SPAN_MILLISECOND));
     }
     bool ok = false;
-    if (mr.quit) {
+    if (source_gone) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE,
+                    "multifd: the source closed the main stream before its channels "
+                    "connected (the source's error says why)");
+    } else if (mr.quit) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_CANCELLED,
                     "multifd: cancelled while waiting for the channels");
     } else if (!multifd_recv_all_arrived()) {
@@ -255,6 +277,10 @@ bool multifd_recv_setup(const uint8_t *uuid, uint32_t channels, MultiFDCompressi
     mr.channels = g_new0(MultiFDRecvChannel, channels);
     for (guint i = 0; i < arrived->len; i++) {
         MultiFDArrival *a = g_ptr_array_index(arrived, i);
+        /* Filed under the checks above; a slot is never taken twice. */
+        if (a->hs.channel_id >= channels || mr.channels[a->hs.channel_id].ch) {
+            continue;
+        }
         MultiFDRecvChannel *c = &mr.channels[a->hs.channel_id];
         c->id = a->hs.channel_id;
         c->ch = a->ch;
@@ -492,9 +518,9 @@ void multifd_recv_cleanup(void)
     unsigned n = mr.nr_channels;
     g_mutex_unlock(&mr.lock);
 
+    /* Every page before the last sync is in place: stop whatever still reads, refuse more. */
+    multifd_recv_shutdown();
     if (channels) {
-        /* Every page before the last sync is in place: stop whatever still reads. */
-        multifd_recv_shutdown();
         for (unsigned i = 0; i < n; i++) {
             if (channels[i].thread) {
                 g_thread_join(channels[i].thread);

@@ -312,7 +312,14 @@ static bool multifd_send_channel_open(MultiFDSendState *ms, MultiFDSendChannel *
     uint8_t buf[MULTIFD_HANDSHAKE_SIZE];
 
     memcpy(hs.uuid, ms->uuid, sizeof(hs.uuid));
-    c->ch = mig_channel_open_outgoing(uri, cancel_fd, &err);
+    MigChannel *ch = mig_channel_open_outgoing(uri, cancel_fd, &err);
+    /* Published under the lock: a cancel may be shutting the channels down. */
+    g_mutex_lock(&ms->lock);
+    c->ch = ch;
+    if (ch && ms->failed) {
+        mig_channel_shutdown(ch);
+    }
+    g_mutex_unlock(&ms->lock);
     if (c->ch) {
         multifd_handshake_encode(&hs, buf);
         struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };

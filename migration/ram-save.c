@@ -92,10 +92,10 @@ static bool ram_save_find_dirty(RAMState *rs, RAMMigBlock **blockp, uint64_t *pa
  * One record for @page of @b; returns true for a zero page. With
  * zero-page-detection=none every page goes with its data.
  */
-static bool ram_save_page(RAMState *rs, QEMUFile *f, RAMMigBlock *b, uint64_t page)
+static bool ram_save_page(RAMState *rs, QEMUFile *f, RAMMigBlock *b, uint64_t page,
+                          bool zero)
 {
     const uint8_t *host = b->rb->host + page * TARGET_PAGE_SIZE;
-    bool zero = rs->zero_detection != ZERO_PAGE_DETECTION_NONE && ram_page_is_zero(host);
     uint64_t header = (page * TARGET_PAGE_SIZE) | (zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
 
     if (rs->last_sent == b) {
@@ -115,7 +115,7 @@ static bool ram_save_page(RAMState *rs, QEMUFile *f, RAMMigBlock *b, uint64_t pa
 
 int ram_save_dirty_pages(RAMState *rs, QEMUFile *f, bool rate_limited)
 {
-    uint64_t zero_pages = 0, normal_pages = 0;
+    uint64_t zero_pages = 0, normal_pages = 0, handled = 0;
     int64_t deadline = g_get_monotonic_time() + RAM_SAVE_SLICE_US;
     int ret = 1;
 
@@ -145,17 +145,23 @@ int ram_save_dirty_pages(RAMState *rs, QEMUFile *f, bool rate_limited)
              */
             const uint8_t *host = b->rb->host + page * TARGET_PAGE_SIZE;
             if (rs->zero_detection == ZERO_PAGE_DETECTION_LEGACY && ram_page_is_zero(host)) {
-                ram_save_page(rs, f, b, page);
+                ram_save_page(rs, f, b, page, true);
                 zero_pages++;
             } else if (!multifd_queue_page(b->rb, page * TARGET_PAGE_SIZE)) {
                 ret = -1;
                 break;
             }
-        } else if (ram_save_page(rs, f, b, page)) {
-            zero_pages++;
         } else {
-            normal_pages++;
+            const uint8_t *host = b->rb->host + page * TARGET_PAGE_SIZE;
+            bool zero = rs->zero_detection != ZERO_PAGE_DETECTION_NONE && ram_page_is_zero(host);
+            ram_save_page(rs, f, b, page, zero);
+            if (zero) {
+                zero_pages++;
+            } else {
+                normal_pages++;
+            }
         }
+        handled++;
         if (qemu_file_get_error(f)) {
             ret = -1;
             break;
@@ -165,7 +171,7 @@ int ram_save_dirty_pages(RAMState *rs, QEMUFile *f, bool rate_limited)
                 ret = 0;
                 break;
             }
-            if ((zero_pages + normal_pages) % RAM_SAVE_CLOCK_EVERY == 0 &&
+            if (handled % RAM_SAVE_CLOCK_EVERY == 0 &&
                 g_get_monotonic_time() >= deadline) {
                 ret = rs->dirty_pages ? 0 : 1;
                 break;
@@ -212,7 +218,13 @@ bool ram_save_multifd_flush(RAMState *rs, QEMUFile *f, GError **errp)
      * pass fills the channels.
      */
     qemu_fflush(f);
-    return qemu_file_get_error(f) == 0;
+    if (qemu_file_get_error(f)) {
+        const char *msg = qemu_file_error_message(f);
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "ram: multifd flush: %s",
+                    msg ? msg : g_strerror(-qemu_file_get_error(f)));
+        return false;
+    }
+    return true;
 }
 
 void ram_save_eos(QEMUFile *f)

@@ -100,6 +100,12 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, GError **errp);
  */
 int mig_channel_readv_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError **errp);
 
+/*
+ * Sockets: true once the peer has closed or reset the connection and no
+ * unread byte is left. Reads nothing; other kinds always say false.
+ */
+bool mig_channel_peer_closed(MigChannel *ch);
+
 /* Thread-safe: fail all pending and future I/O on @ch (cancel, errors). */
 void mig_channel_shutdown(MigChannel *ch);
 bool mig_channel_is_shutdown(MigChannel *ch);

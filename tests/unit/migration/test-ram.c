@@ -22,6 +22,8 @@
 
 #include "accel/kvm.h"
 #include "migration/migration.h"
+#include "migration/multifd.h"
+#include "multifd-stubs.h"
 #include "migration/ram.h"
 #include "migration/ram-format.h"
 #include "migration/register.h"
@@ -1082,6 +1084,101 @@ static void test_ram_bench_idle(void)
     blocks_free(&dst, 1);
 }
 
+/* ------------------------------------------------ multifd channel filing */
+
+typedef struct MfdSetup {
+    uint8_t uuid[MULTIFD_UUID_LEN];
+    gboolean ok;
+    char *error;
+} MfdSetup;
+
+static gpointer mfd_setup_thread(gpointer opaque)
+{
+    MfdSetup *m = opaque;
+    g_autoptr(GError) err = NULL;
+    m->ok = multifd_recv_setup(m->uuid, 2, MULTIFD_COMPRESSION_NONE, NULL, &err);
+    m->error = err ? g_strdup(err->message) : NULL;
+    return NULL;
+}
+
+/* A channel socket whose far end the test keeps (closed at the end). */
+static MigChannel *mfd_channel(int *peer)
+{
+    int sv[2];
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+    *peer = sv[1];
+    return mig_channel_new_socket(sv[0], "test");
+}
+
+static void mfd_arrive(const uint8_t *uuid, uint32_t id, uint32_t channels, int *peer)
+{
+    MultiFDHandshake hs = { .channel_id = id, .channels = channels };
+    memcpy(hs.uuid, uuid, MULTIFD_UUID_LEN);
+    multifd_recv_new_channel(mfd_channel(peer), &hs);
+}
+
+/*
+ * Channels are filed under the migration they name: before the main
+ * stream's settings are known and while the load thread waits for them,
+ * a channel of another migration, with another count or with a number out
+ * of range is refused, and only 0..n-1 are taken.
+ */
+static void test_multifd_recv_filing(void)
+{
+    MfdSetup m = { .uuid = "0123456789abcdef" };
+    static const uint8_t other[MULTIFD_UUID_LEN] = "fedcba9876543210";
+    int peers[8], np = 0;
+
+    multifd_stubs_set_cap(MIGRATION_CAPABILITY_MULTIFD, true);
+    multifd_stubs_params()->multifd_channels = 2;
+    multifd_stubs_params()->multifd_compression = MULTIFD_COMPRESSION_NONE;
+    multifd_recv_reset();
+
+    /* Before the settings are known: kept for now, sorted out at setup. */
+    mfd_arrive(other, 0, 2, &peers[np++]);
+    mfd_arrive(m.uuid, 1, 255, &peers[np++]);
+    GThread *t = g_thread_new("setup", mfd_setup_thread, &m);
+    /* While setup waits: refused at once (a number past the array, too). */
+    mfd_arrive(m.uuid, 254, 255, &peers[np++]);
+    mfd_arrive(m.uuid, 5, 2, &peers[np++]);
+    mfd_arrive(other, 1, 2, &peers[np++]);
+    g_assert_false(multifd_recv_active());
+    mfd_arrive(m.uuid, 0, 2, &peers[np++]);
+    mfd_arrive(m.uuid, 0, 2, &peers[np++]);      /* a duplicate */
+    mfd_arrive(m.uuid, 1, 2, &peers[np++]);
+    g_thread_join(t);
+    g_assert_null(m.error);
+    g_assert_true(m.ok);
+    g_assert_true(multifd_recv_active());
+    g_assert_false(multifd_recv_wants_channels());
+    multifd_recv_cleanup();
+    g_assert_false(multifd_recv_active());
+
+    for (int i = 0; i < np; i++) {
+        close(peers[i]);
+    }
+    multifd_stubs_set_cap(MIGRATION_CAPABILITY_MULTIFD, false);
+}
+
+/* The destination stops waiting when the source closes the main stream. */
+static void test_multifd_recv_source_gone(void)
+{
+    uint8_t uuid[MULTIFD_UUID_LEN] = "0123456789abcdef";
+    g_autoptr(GError) err = NULL;
+    int peer;
+
+    multifd_stubs_set_cap(MIGRATION_CAPABILITY_MULTIFD, true);
+    multifd_stubs_params()->multifd_channels = 2;
+    multifd_recv_reset();
+    MigChannel *main_ch = mfd_channel(&peer);
+    close(peer);
+    g_assert_false(multifd_recv_setup(uuid, 2, MULTIFD_COMPRESSION_NONE, main_ch, &err));
+    g_assert_nonnull(strstr(err->message, "closed the main stream before its channels"));
+    multifd_recv_cleanup();
+    mig_channel_free(main_ch);
+    multifd_stubs_set_cap(MIGRATION_CAPABILITY_MULTIFD, false);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -1096,6 +1193,8 @@ int main(int argc, char **argv)
     g_test_add_func("/ram/load/checks", test_ram_load_checks);
     g_test_add_func("/ram/load/block-list", test_ram_load_block_list);
     g_test_add_func("/ram/load/truncated", test_ram_load_truncated);
+    g_test_add_func("/ram/multifd/recv-filing", test_multifd_recv_filing);
+    g_test_add_func("/ram/multifd/recv-source-gone", test_multifd_recv_source_gone);
     if (g_test_perf()) {
         g_test_add_func("/ram/bench/encode-512m", test_ram_bench_encode);
         g_test_add_func("/ram/bench/idle-1g", test_ram_bench_idle);
