@@ -124,11 +124,15 @@ void multifd_recv_new_channel(MigChannel *ch, const MultiFDHandshake *hs)
         why = "its channel count or compression differs from the main stream's";
     } else if (mr.uuid_known && hs->channel_id >= mr.nr_channels) {
         why = "its number is out of range";
-    } else {
+    } else if (mr.uuid_known) {
+        /*
+         * Every arrival is checked from here on. Before, two channels may
+         * claim one number (one of them with the wrong count): setup
+         * sorts them out.
+         */
         for (guint i = 0; i < arrived->len; i++) {
             MultiFDArrival *a = g_ptr_array_index(arrived, i);
-            if (a->hs.channel_id == hs->channel_id &&
-                memcmp(a->hs.uuid, hs->uuid, MULTIFD_UUID_LEN) == 0) {
+            if (a->hs.channel_id == hs->channel_id && multifd_arrival_matches(a)) {
                 why = "a channel with that number is already connected";
                 break;
             }
@@ -149,21 +153,36 @@ void multifd_recv_new_channel(MigChannel *ch, const MultiFDHandshake *hs)
     }
 }
 
+/* How many of channels 0..@n-1 of our migration have arrived (lock held). */
+static unsigned multifd_recv_count_arrived(unsigned n)
+{
+    uint64_t seen[4] = { 0 };       /* channel numbers are below 256 */
+    unsigned have = 0;
+
+    for (guint i = 0; i < mr.arrived->len; i++) {
+        MultiFDArrival *a = g_ptr_array_index(mr.arrived, i);
+        uint32_t id = a->hs.channel_id;
+        if (multifd_arrival_matches(a) && id < n && id < 256 &&
+            !(seen[id / 64] & (1ULL << (id % 64)))) {
+            seen[id / 64] |= 1ULL << (id % 64);
+            have++;
+        }
+    }
+    return have;
+}
+
 bool multifd_recv_wants_channels(void)
 {
     if (!migrate_cap(MIGRATION_CAPABILITY_MULTIFD)) {
         return false;
     }
     g_mutex_lock(&mr.lock);
+    multifd_recv_arrived();
     unsigned want = mr.active ? 0 : (mr.uuid_known ? mr.nr_channels
                                                    : migrate_params()->multifd_channels);
-    unsigned have = 0;
-    GPtrArray *arrived = multifd_recv_arrived();
-    for (guint i = 0; i < arrived->len; i++) {
-        have += multifd_arrival_matches(g_ptr_array_index(arrived, i));
-    }
+    bool wants = multifd_recv_count_arrived(want) < want;
     g_mutex_unlock(&mr.lock);
-    return have < want;
+    return wants;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -196,15 +215,9 @@ static bool multifd_recv_check_settings(uint32_t channels, MultiFDCompression co
     return true;
 }
 
-/* Every channel 0..n-1 of our migration has arrived (lock held). */
 static bool multifd_recv_all_arrived(void)
 {
-    unsigned have = 0;
-    for (guint i = 0; i < mr.arrived->len; i++) {
-        MultiFDArrival *a = g_ptr_array_index(mr.arrived, i);
-        have += multifd_arrival_matches(a) && a->hs.channel_id < mr.nr_channels;
-    }
-    return have == mr.nr_channels;
+    return multifd_recv_count_arrived(mr.nr_channels) == mr.nr_channels;
 }
 
 bool multifd_recv_setup(const uint8_t *uuid, uint32_t channels, MultiFDCompression compression,
@@ -259,10 +272,7 @@ bool multifd_recv_setup(const uint8_t *uuid, uint32_t channels, MultiFDCompressi
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_CANCELLED,
                     "multifd: cancelled while waiting for the channels");
     } else if (!multifd_recv_all_arrived()) {
-        unsigned have = 0;
-        for (guint i = 0; i < arrived->len; i++) {
-            have += multifd_arrival_matches(g_ptr_array_index(arrived, i));
-        }
+        unsigned have = multifd_recv_count_arrived(channels);
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                     "multifd: only %u of %u channels connected within %d s", have, channels,
                     MULTIFD_RECV_CONNECT_TIMEOUT_S);
@@ -279,6 +289,8 @@ bool multifd_recv_setup(const uint8_t *uuid, uint32_t channels, MultiFDCompressi
         MultiFDArrival *a = g_ptr_array_index(arrived, i);
         /* Filed under the checks above; a slot is never taken twice. */
         if (a->hs.channel_id >= channels || mr.channels[a->hs.channel_id].ch) {
+            fprintf(stderr, "ferry: refused multifd channel %u from %s: a channel with that "
+                    "number is already connected\n", a->hs.channel_id, mig_channel_desc(a->ch));
             continue;
         }
         MultiFDRecvChannel *c = &mr.channels[a->hs.channel_id];
