@@ -5,8 +5,8 @@
  * Smoke tests prove both Linux boot paths on any KVM: through the x86
  * boot protocol (bzImage) and through PVH (vmlinux), the kernel prints its
  * banner, the command line Ferry passed and the memory map Ferry built.
- * The full test boots the PVH kernel to its verifying workload and
- * migrates it. Where KVM runs guest ring 0 in an instruction emulator (no
+ * The full test boots the PVH kernel, lets Linux's virtio drivers use the
+ * disk and the network, runs the verifying workload and migrates it. Where KVM runs guest ring 0 in an instruction emulator (no
  * VMX/SVM, as on the project's CI) that takes about two and a half
  * minutes, which the suite affords; FERRY_TEST_LINUX_QUICK=1 skips it.
  */
@@ -78,7 +78,12 @@ static void test_smoke_pvh(void)
     linux_smoke(image);
 }
 
-/* Boot to the workload, verify memory, use disk and network, migrate. */
+/*
+ * Boot to user space; Linux's own virtio drivers write and read back the
+ * disk (the record lands in the host's image) and get a DHCP lease and a
+ * ping answer from slirp; then the verifying workload runs and the VM
+ * migrates with its used devices: same boot token and VERIFY OK after.
+ */
 static void test_workload_and_migration(void)
 {
     FERRY_REQUIRE_KVM();
@@ -91,18 +96,36 @@ static void test_workload_and_migration(void)
                       "minutes where KVM emulates guest ring 0)");
         return;
     }
-    g_autofree char *append = linux_append("workload");
+    g_autofree char *disk = g_build_filename(ferry_tmp_dir(), "linux-disk.img", NULL);
+    g_autofree char *zeros = g_malloc0(8 << 20);
+    g_assert_true(g_file_set_contents(disk, zeros, 8 << 20, NULL));
+    g_autofree char *append = linux_append("devices+workload");
     g_autofree char *full = g_strdup_printf("%s ferry.mem=32 quiet", append);
-    FerryVM *a = ferry_vm_start("-m %d -kernel %s -initrd %s -append '%s'", LINUX_RAM_MB,
-                                image, initrd, full);
+    g_autofree char *devices = g_strdup_printf(
+        "-drive file=%s,format=raw,if=virtio -netdev user,id=n0 "
+        "-device virtio-net-device,netdev=n0", disk);
+    FerryVM *a = ferry_vm_start("-m %d -kernel %s -initrd %s -append '%s' %s", LINUX_RAM_MB,
+                                image, initrd, full, devices);
     g_autofree char *init = ferry_serial_wait(a, "LINUX-INIT up", 600000);
+    g_autofree char *disk_ok = ferry_serial_wait(a, "DISK OK", 300000);
+    g_autofree char *net_ok = ferry_serial_wait(a, "NET OK", 300000);
+    g_assert_false(ferry_serial_contains(a, "DISK FAIL"));
+    g_assert_false(ferry_serial_contains(a, "NET FAIL"));
+    /* The guest's record is in the host's image at 1 MiB. */
+    g_autofree char *contents = NULL;
+    gsize len = 0;
+    g_assert_true(g_file_get_contents(disk, &contents, &len, NULL));
+    g_assert_cmpuint(len, >=, (1 << 20) + 4096);
+    g_assert_nonnull(g_strstr_len(contents + (1 << 20), 4096, "FERRY-DISK boot="));
+
     g_autofree char *ok = ferry_serial_wait(a, "VERIFY OK", 600000);
     g_autofree char *hb = ferry_serial_wait(a, "HB token=", 60000);
     const char *tok = strstr(hb, "token=") + 6;
     g_autofree char *token = g_strndup(tok, 16);
 
-    FerryVM *b = ferry_vm_start("-m %d -kernel %s -initrd %s -append '%s' "
-                                "-incoming tcp:127.0.0.1:0", LINUX_RAM_MB, image, initrd, full);
+    FerryVM *b = ferry_vm_start("-m %d -kernel %s -initrd %s -append '%s' %s "
+                                "-incoming tcp:127.0.0.1:0", LINUX_RAM_MB, image, initrd, full,
+                                devices);
     g_autofree char *uri = mig_dest_tcp_uri(b);
     mig_set_param_int(a, "max-bandwidth", 8LL << 30);
     mig_migrate(a, uri);

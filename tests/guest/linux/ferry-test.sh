@@ -9,8 +9,10 @@
 #               it back; "DISK before: ...", then "DISK OK ..." or "DISK FAIL ..."
 #        net    eth0 up, DHCP (static 10.0.2.15/24 if no lease), ping 10.0.2.2;
 #               "NET OK ..." or "NET FAIL ..."
+#        devices  disk, then net
 #        shell  "LINUX-SHELL", then a shell on the console
-# EXIT:  reboot (default) | poweroff | halt | shell: what to do afterwards.
+# EXIT:  reboot (default) | poweroff | halt | shell: what to do afterwards;
+#        return: just exit (init goes on with the workload).
 #
 # Every command that is not a shell builtin forks and execs, which is slow
 # on kvm_pvm (the guest kernel is emulated): keep this short.
@@ -44,6 +46,7 @@ finish() {
     poweroff) poweroff -f ;;
     halt) halt -f ;;
     shell) exec setsid cttyhack sh ;;
+    return) exit 0 ;;
     *) reboot -f ;;
     esac
     while :; do sleep 3600; done
@@ -101,6 +104,10 @@ disk)
     test_disk
     ;;
 net)
+    test_net
+    ;;
+devices)
+    test_disk
     test_net
     ;;
 shell)

@@ -12,7 +12,8 @@
  * workload can also be started by hand from the shell.
  *
  * Kernel command line options:
- *   ferry.test=smoke|workload|disk|net|shell   what to run (default: shell)
+ *   ferry.test=smoke|workload|disk|net|devices|devices+workload|shell
+ *                                               what to run (default: shell)
  *   ferry.exit=reboot|poweroff|halt|shell      how to end (default: reboot)
  *   ferry.mem= ferry.rate= ferry.cpus= ferry.hb= ferry.verify=
  *                                              the workload's (workload.c)
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int workload_main(int argc, char **argv);
@@ -146,9 +148,20 @@ int main(int argc, char **argv)
 
     if (!strcmp(test, "smoke")) {
         say("LINUX-SMOKE OK", "");
-    } else if (!strcmp(test, "workload")) {
+    } else if (!strcmp(test, "workload") || !strcmp(test, "devices+workload")) {
         char *wargv[] = { "ferry-workload", NULL };
 
+        if (!strcmp(test, "devices+workload")) {
+            /* The disk and network tests first, so a migration carries used devices. */
+            pid_t pid = fork();
+            if (pid == 0) {
+                execl("/bin/sh", "sh", "/etc/ferry-test.sh", "devices", "return", (char *)NULL);
+                _exit(127);
+            }
+            if (pid > 0) {
+                waitpid(pid, NULL, 0);
+            }
+        }
         workload_main(1, wargv);
     } else {
         /* disk, net, shell and anything else: busybox. */
