@@ -403,6 +403,26 @@ static bool chan_wait(MigChannel *ch, short events, const char *what, GError **e
     }
 }
 
+/* Move @iov past @n bytes done, emptying or trimming entries. */
+static void chan_iov_advance(struct iovec **iovp, int *iovcnt, size_t n)
+{
+    struct iovec *iov = *iovp;
+
+    while (n > 0) {
+        if (n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov->iov_len = 0;
+            iov++;
+            (*iovcnt)--;
+        } else {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= n;
+            n = 0;
+        }
+    }
+    *iovp = iov;
+}
+
 static ssize_t chan_writev(MigChannel *ch, const struct iovec *iov, int iovcnt)
 {
     if (ch->kind == MIG_CHANNEL_SOCKET) {
@@ -444,18 +464,7 @@ bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt, GErro
             /* No progress and no error (a full device that will not say so). */
             return chan_fail(ch, EIO, what, errp);
         }
-        while (n > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= iov->iov_len;
-                iov->iov_len = 0;
-                iov++;
-                iovcnt--;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= n;
-                n = 0;
-            }
-        }
+        chan_iov_advance(&iov, &iovcnt, (size_t)n);
     }
 }
 
@@ -538,18 +547,7 @@ int mig_channel_readv_all(MigChannel *ch, struct iovec *iov, int iovcnt, GError 
             return -1;
         }
         started = true;
-        while (n > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= iov->iov_len;
-                iov->iov_len = 0;
-                iov++;
-                iovcnt--;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= n;
-                n = 0;
-            }
-        }
+        chan_iov_advance(&iov, &iovcnt, (size_t)n);
     }
 }
 

@@ -99,15 +99,10 @@ const GError *multifd_send_error(void)
     return multifd_send ? multifd_send->error : NULL;
 }
 
-/* Record the first failure and wake everybody (lock held). */
-static void multifd_send_fail_locked(MultiFDSendState *ms, unsigned id, const GError *err)
+/* Fail every channel's I/O and wake every waiter (lock held). */
+static void multifd_send_shutdown_locked(MultiFDSendState *ms)
 {
-    if (!ms->error) {
-        ms->error = g_error_new(G_IO_ERROR, G_IO_ERROR_FAILED, "multifd channel %u: %s", id,
-                                err->message);
-    }
     ms->failed = true;
-    /* The other channels would block on a destination that is going away. */
     for (unsigned i = 0; i < ms->nr_channels; i++) {
         if (ms->channels[i].ch) {
             mig_channel_shutdown(ms->channels[i].ch);
@@ -115,6 +110,17 @@ static void multifd_send_fail_locked(MultiFDSendState *ms, unsigned id, const GE
         g_cond_broadcast(&ms->channels[i].job_cond);
     }
     g_cond_broadcast(&ms->idle_cond);
+}
+
+/* Record the first failure and wake everybody (lock held). */
+static void multifd_send_fail_locked(MultiFDSendState *ms, unsigned id, const GError *err)
+{
+    if (!ms->error) {
+        ms->error = g_error_new(G_IO_ERROR, G_IO_ERROR_FAILED, "multifd channel %u: %s", id,
+                                err->message);
+    }
+    /* The other channels would block on a destination that is going away. */
+    multifd_send_shutdown_locked(ms);
 }
 
 /* Build and write one packet for the channel's batch (or a SYNC packet). */
@@ -402,14 +408,7 @@ void multifd_send_shutdown(void)
     MultiFDSendState *ms = multifd_send;
     if (ms) {
         g_mutex_lock(&ms->lock);
-        ms->failed = true;
-        for (unsigned i = 0; i < ms->nr_channels; i++) {
-            if (ms->channels[i].ch) {
-                mig_channel_shutdown(ms->channels[i].ch);
-            }
-            g_cond_broadcast(&ms->channels[i].job_cond);
-        }
-        g_cond_broadcast(&ms->idle_cond);
+        multifd_send_shutdown_locked(ms);
         g_mutex_unlock(&ms->lock);
     }
     g_mutex_unlock(&multifd_send_ptr_lock);

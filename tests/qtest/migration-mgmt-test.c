@@ -12,25 +12,6 @@
 #include "migration-helpers.h"
 #include "testkernel.h"
 
-static FerryVM *start_bootsect_vm(const char *extra)
-{
-    const char *img = ferry_guest_path("bootsect");
-    g_assert_nonnull(img);
-    return ferry_vm_start("-m 128 -drive file=%s,format=raw %s", img, extra ? extra : "");
-}
-
-static void assert_bootsect_runs(FerryVM *vm)
-{
-    unsigned passes = ferry_serial_count(vm, "B");
-    ferry_serial_wait_count(vm, "B", passes + 1, 30000);
-}
-
-static void assert_runstate(FerryVM *vm, const char *want)
-{
-    g_autoptr(JsonNode) st = ferry_qmp_ok(vm, "{'execute': 'query-status'}");
-    g_assert_cmpstr(ferry_json_get_str(st, "status"), ==, want);
-}
-
 #define NEED_BOOTSECT() \
     FERRY_REQUIRE_KVM(); \
     FERRY_REQUIRE_GUEST(img_, "bootsect"); \

@@ -13,45 +13,6 @@
 #include "migration-helpers.h"
 #include "testkernel.h"
 
-#define BOOTSECT_RAM_MB 128
-
-static FerryVM *start_bootsect_vm(const char *extra)
-{
-    const char *img = ferry_guest_path("bootsect");
-    g_assert_nonnull(img);
-    return ferry_vm_start("-m %d -drive file=%s,format=raw %s", BOOTSECT_RAM_MB, img,
-                          extra ? extra : "");
-}
-
-static void assert_bootsect_runs(FerryVM *vm)
-{
-    unsigned passes = ferry_serial_count(vm, "B");
-    ferry_serial_wait_count(vm, "B", passes + 1, 30000);
-}
-
-static void assert_runstate(FerryVM *vm, const char *want)
-{
-    g_autoptr(JsonNode) st = ferry_qmp_ok(vm, "{'execute': 'query-status'}");
-    g_assert_cmpstr(ferry_json_get_str(st, "status"), ==, want);
-}
-
-/*
- * Hold the migration live: a switchover bandwidth of 1 byte/s leaves no
- * room for even one dirty page in the downtime, while pages still flow at
- * full speed.
- */
-static void mig_hold_live(FerryVM *src)
-{
-    mig_set_param_int(src, "downtime-limit", 1);
-    mig_set_param_int(src, "avail-switchover-bandwidth", 1);
-    mig_set_param_int(src, "max-bandwidth", 1LL << 30);
-}
-
-static void mig_let_converge(FerryVM *src)
-{
-    mig_set_param_int(src, "avail-switchover-bandwidth", 0);
-    mig_set_param_int(src, "downtime-limit", 10000);
-}
 
 /*
  * The boot-sector guest keeps incrementing a byte in every page while the

@@ -43,7 +43,6 @@
 #include "tcp-proxy.h"
 #include "testkernel.h"
 
-#define BOOTSECT_RAM_MB 128
 /* The first four bytes of a multifd channel ("FMFC", big-endian). */
 #define MULTIFD_MAGIC 0x464d4643u
 
@@ -61,14 +60,6 @@ typedef struct MfdOpts {
     const char *zero_pages;     /* zero-page-detection; NULL: default */
 } MfdOpts;
 
-static FerryVM *start_bootsect_vm(const char *extra)
-{
-    const char *img = ferry_guest_path("bootsect");
-    g_assert_nonnull(img);
-    return ferry_vm_start("-m %d -drive file=%s,format=raw %s", BOOTSECT_RAM_MB, img,
-                          extra ? extra : "");
-}
-
 /*
  * A boot-sector source that finished its first pass: every page of
  * [1, 100) MiB holds data, so a migration has 100 MiB to send in its first
@@ -79,37 +70,6 @@ static FerryVM *start_busy_source(void)
     FerryVM *src = start_bootsect_vm(NULL);
     ferry_serial_wait_count(src, "B", 1, 30000);
     return src;
-}
-
-static void assert_bootsect_runs(FerryVM *vm)
-{
-    unsigned passes = ferry_serial_count(vm, "B");
-    ferry_serial_wait_count(vm, "B", passes + 1, 30000);
-}
-
-static void assert_runstate(FerryVM *vm, const char *want)
-{
-    g_autoptr(JsonNode) st = ferry_qmp_ok(vm, "{'execute': 'query-status'}");
-    g_assert_cmpstr(ferry_json_get_str(st, "status"), ==, want);
-}
-
-/*
- * Hold the migration live (as migration-test.c does): no switchover while
- * anything is dirty. A pass that finds nothing dirty still completes, so a
- * test that must stay live also needs a guest with work (start_busy_source)
- * or a rate limit.
- */
-static void mig_hold_live(FerryVM *src)
-{
-    mig_set_param_int(src, "downtime-limit", 1);
-    mig_set_param_int(src, "avail-switchover-bandwidth", 1);
-    mig_set_param_int(src, "max-bandwidth", 1LL << 30);
-}
-
-static void mig_let_converge(FerryVM *src)
-{
-    mig_set_param_int(src, "avail-switchover-bandwidth", 0);
-    mig_set_param_int(src, "downtime-limit", 10000);
 }
 
 static void mfd_configure(FerryVM *vm, const MfdOpts *o)
