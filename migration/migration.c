@@ -92,6 +92,9 @@ typedef struct MigrationState {
     gint64 window_start_ms;
     double mbps;
     double bandwidth_bytes_per_ms;
+    /* Guest RAM bytes (pages x 4 KiB) sent per ms: what "remaining" counts. */
+    double ram_bytes_per_ms;
+    uint64_t window_start_ram;
     uint64_t pages_per_second;
     int throttle_percent;
     int dirty_rate_high_count;
@@ -157,6 +160,28 @@ static uint64_t migration_transferred(QEMUFile *f)
     return qemu_file_transferred(f) + mig_stat_get(&mig_stats.multifd_bytes);
 }
 
+/* Guest RAM sent so far, in bytes of pages (zero pages included). */
+static uint64_t migration_ram_bytes_sent(void)
+{
+    return (mig_stat_get(&mig_stats.normal_pages) + mig_stat_get(&mig_stats.zero_pages)) *
+           TARGET_PAGE_SIZE;
+}
+
+/*
+ * The rate the switchover decision uses. Remaining work is counted in
+ * page bytes; with multifd compression a page costs far fewer wire
+ * bytes, so the wire rate alone would call a fast migration slow and
+ * never switch over.
+ */
+static double migration_effective_bandwidth(MigrationState *s)
+{
+    double bw = s->bandwidth_bytes_per_ms;
+    if (multifd_send_active() && multifd_send_compression() != MULTIFD_COMPRESSION_NONE) {
+        bw = MAX(bw, s->ram_bytes_per_ms);
+    }
+    return bw;
+}
+
 /* ---------------------------------------------------------- rate limit */
 
 bool migration_rate_exceeded(QEMUFile *f)
@@ -192,6 +217,9 @@ static void migration_rate_window(MigrationState *s, bool wait)
         s->bandwidth_bytes_per_ms = (double)bytes / (double)elapsed;
         s->mbps = s->bandwidth_bytes_per_ms * 8.0 / 1000.0;
         s->window_start_bytes = transferred;
+        uint64_t ram = migration_ram_bytes_sent();
+        s->ram_bytes_per_ms = (double)(ram - s->window_start_ram) / (double)elapsed;
+        s->window_start_ram = ram;
         s->window_start_ms = now;
     }
 }
@@ -243,7 +271,7 @@ static void migration_pass_event(void)
 static uint64_t migration_switchover_threshold(MigrationState *s)
 {
     const MigrationParameters *p = migrate_params();
-    double bw = s->bandwidth_bytes_per_ms;
+    double bw = migration_effective_bandwidth(s);
     if (bw <= 0 && s->file) {
         /* Before the first full window: the average since the stream started. */
         gint64 elapsed = now_ms() - s->active_start_ms;
@@ -375,8 +403,8 @@ static bool migration_iterate(MigrationState *s, GError **errp)
         if (migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE)) {
             migration_auto_converge(s);
         }
-        s->expected_downtime_ms = s->bandwidth_bytes_per_ms > 0
-            ? (uint64_t)((double)(must + can) / s->bandwidth_bytes_per_ms) : 0;
+        double bw = migration_effective_bandwidth(s);
+        s->expected_downtime_ms = bw > 0 ? (uint64_t)((double)(must + can) / bw) : 0;
         if (migration_should_switchover(s, must + can)) {
             return true;
         }
@@ -574,6 +602,8 @@ bool qmp_migrate_start(const char *uri, bool resume, GError **errp)
     s->expected_downtime_ms = 0;
     s->window_start_bytes = 0;
     s->bandwidth_bytes_per_ms = 0;
+    s->ram_bytes_per_ms = 0;
+    s->window_start_ram = 0;
     s->mbps = 0;
     s->throttle_percent = 0;
     s->dirty_rate_high_count = 0;

@@ -112,22 +112,9 @@ static bool multifd_codec_check(MultiFDCompression c, GError **errp)
 
 /* ---- Source ---- */
 
-/*
- * zlib at level 1 runs at a few tens of MB/s per core on data it cannot
- * shrink (encrypted or already compressed guest memory), several times
- * slower than the link. A packet that saved less than 1/16 makes the
- * channel store the next ZLIB_STORED_PACKETS packets (level 0: deflate's
- * stored blocks, a copy) and then try the set level again. The stream
- * stays one valid deflate stream; the receiver cannot tell.
- */
-#define ZLIB_STORED_PACKETS     16
-
 struct MultiFDCompressor {
     MultiFDCompression compression;
     bool failed;                /* the stream is unusable after an error */
-    int level;                  /* the level asked for */
-    int cur_level;              /* the level deflate uses now */
-    unsigned stored_left;       /* packets still to store before trying again */
     z_stream zs;
     ZSTD_CCtx *cctx;
 };
@@ -150,7 +137,6 @@ MultiFDCompressor *multifd_compressor_new(MultiFDCompression compression, int le
                                "level %d (0 to %d)", level, MULTIFD_ZLIB_LEVEL_MAX);
             return NULL;
         }
-        c->level = c->cur_level = level;
         ret = deflateInit2(&c->zs, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
         if (ret != Z_OK) {
             multifd_codec_fail(errp, G_IO_ERROR_FAILED, compression,
@@ -197,21 +183,9 @@ static bool multifd_zlib_compress(MultiFDCompressor *c, const uint8_t *const *pa
                                   GError **errp)
 {
     z_stream *zs = &c->zs;
-    int want = c->stored_left ? 0 : c->level;
 
     zs->next_out = out;
     zs->avail_out = bound;
-    if (want != c->cur_level) {
-        /* At a packet boundary: nothing is pending, any output goes into this packet. */
-        int ret = deflateParams(zs, want, Z_DEFAULT_STRATEGY);
-        if (ret != Z_OK) {
-            c->failed = true;
-            return multifd_codec_fail(errp, G_IO_ERROR_FAILED, c->compression,
-                                      "cannot switch to level %d (%s)", want,
-                                      zs->msg ? zs->msg : zError(ret));
-        }
-        c->cur_level = want;
-    }
     for (unsigned i = 0; i < n; i++) {
         int flush = i + 1 == n ? Z_SYNC_FLUSH : Z_NO_FLUSH;
         int ret;
@@ -234,12 +208,6 @@ static bool multifd_zlib_compress(MultiFDCompressor *c, const uint8_t *const *pa
     }
     zs->next_in = NULL;
     *out_len = bound - zs->avail_out;
-    if (c->stored_left) {
-        c->stored_left--;
-    } else if (c->level > 0 &&
-               *out_len > (size_t)n * MULTIFD_PAGE_SIZE - (size_t)n * MULTIFD_PAGE_SIZE / 16) {
-        c->stored_left = ZLIB_STORED_PACKETS;
-    }
     return true;
 }
 

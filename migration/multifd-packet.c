@@ -15,7 +15,7 @@
 #define MULTIFD_PAGE_SIZE           4096u
 #define MULTIFD_HANDSHAKE_RESERVED  0u
 #define MULTIFD_MAX_CHANNELS        255u
-#define MULTIFD_KNOWN_FLAGS         MULTIFD_FLAG_SYNC
+#define MULTIFD_KNOWN_FLAGS         (MULTIFD_FLAG_SYNC | MULTIFD_FLAG_RAW)
 
 G_STATIC_ASSERT(MULTIFD_HANDSHAKE_SIZE == 40);
 G_STATIC_ASSERT(MULTIFD_HEADER_SIZE == 288);
@@ -216,7 +216,7 @@ bool multifd_packet_decode_header(const uint8_t *in, MultiFDCompression compress
                                  pages);
     }
 
-    if (compression == MULTIFD_COMPRESSION_NONE || normal == 0) {
+    if (compression == MULTIFD_COMPRESSION_NONE || normal == 0 || (flags & MULTIFD_FLAG_RAW)) {
         uint32_t expected = normal * MULTIFD_PAGE_SIZE;
         if (payload_size != expected) {
             return multifd_wire_fail(errp, "multifd packet: payload of %" PRIu32

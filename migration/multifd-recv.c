@@ -378,7 +378,7 @@ static bool multifd_recv_pages(MultiFDRecvChannel *c, const MultiFDPacketHeader 
         c->pages[i] = host + c->offsets[i];
     }
     if (h->normal) {
-        if (mr.compression == MULTIFD_COMPRESSION_NONE) {
+        if (mr.compression == MULTIFD_COMPRESSION_NONE || (h->flags & MULTIFD_FLAG_RAW)) {
             for (unsigned i = 0; i < h->normal; i++) {
                 c->iov[i] = (struct iovec) { .iov_base = c->pages[i],
                                              .iov_len = TARGET_PAGE_SIZE };

@@ -25,6 +25,17 @@
 #include "migration/options.h"
 #include "migration/ram.h"
 
+/*
+ * zlib level 1 runs at a few tens of MB/s per core on pages it cannot
+ * shrink (encrypted or compressed guest data), zstd at a few hundred:
+ * slower than the link. After a packet that saved less than 1/16, a
+ * channel sends the next packets uncompressed (MULTIFD_FLAG_RAW), then
+ * tries one compressed again: 16 packets, doubling while the tries fail,
+ * up to 1024 (512 MiB).
+ */
+#define MULTIFD_RAW_PACKETS     16
+#define MULTIFD_RAW_PACKETS_MAX 1024
+
 typedef struct MultiFDBatch {
     RAMBlock *rb;
     unsigned n;
@@ -50,6 +61,8 @@ typedef struct MultiFDSendChannel {
     struct iovec iov[MULTIFD_PACKET_PAGES + 1];
     MultiFDCompressor *comp;
     uint8_t *payload;           /* compressed data */
+    unsigned raw_left;          /* packets still to send uncompressed */
+    unsigned raw_backoff;       /* the last such run's length; 0 after a good packet */
 } MultiFDSendChannel;
 
 typedef struct MultiFDSendState {
@@ -152,10 +165,25 @@ static bool multifd_send_packet(MultiFDSendState *ms, MultiFDSendChannel *c, boo
     h.packet_num = c->packet_num++;
 
     int iovcnt = 1;
-    if (normal && ms->compression != MULTIFD_COMPRESSION_NONE) {
+    bool compress = normal && ms->compression != MULTIFD_COMPRESSION_NONE;
+    if (compress && c->raw_left) {
+        c->raw_left--;
+        compress = false;
+        h.flags |= MULTIFD_FLAG_RAW;
+    }
+    if (compress) {
         size_t len = 0;
+        size_t raw = (size_t)normal * TARGET_PAGE_SIZE;
         if (!multifd_compress_pages(c->comp, c->pages, normal, c->payload, &len, errp)) {
             return false;
+        }
+        if (len > raw - raw / 16) {
+            /* Each probe that fails again doubles the wait before the next. */
+            c->raw_backoff = c->raw_backoff ? MIN(c->raw_backoff * 2, MULTIFD_RAW_PACKETS_MAX)
+                                            : MULTIFD_RAW_PACKETS;
+            c->raw_left = c->raw_backoff;
+        } else {
+            c->raw_backoff = 0;
         }
         h.payload_size = (uint32_t)len;
         c->iov[1] = (struct iovec) { .iov_base = c->payload, .iov_len = len };

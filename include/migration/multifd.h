@@ -38,6 +38,12 @@
 #define MULTIFD_BLOCK_ID_LEN        256
 /* Packet flags. */
 #define MULTIFD_FLAG_SYNC           0x1u
+/*
+ * On a compressing channel: this packet's payload is its pages as they
+ * are (exactly normal * 4 KiB), and the channel's compression stream
+ * skips it. Sent after packets that did not shrink.
+ */
+#define MULTIFD_FLAG_RAW            0x2u
 
 /* magic, version, uuid, channel id, channel count, compression, reserved */
 #define MULTIFD_HANDSHAKE_SIZE      (4 + 4 + MULTIFD_UUID_LEN + 4 + 4 + 4 + 4)
@@ -76,7 +82,8 @@ size_t multifd_packet_encode(const MultiFDPacketHeader *h, const uint64_t *offse
  * The fixed header from @in (MULTIFD_HEADER_SIZE bytes): magic, version,
  * known flags, normal + zero <= MULTIFD_PACKET_PAGES, a block id when
  * there are pages, and a payload size that fits @compression (exactly
- * normal * 4 KiB uncompressed, at most multifd_compress_bound() else).
+ * normal * 4 KiB uncompressed or with MULTIFD_FLAG_RAW, at most
+ * multifd_compress_bound() else).
  */
 bool multifd_packet_decode_header(const uint8_t *in, MultiFDCompression compression,
                                   MultiFDPacketHeader *h, GError **errp);

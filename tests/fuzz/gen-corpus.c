@@ -664,7 +664,7 @@ static GByteArray *mfd_bad_flags(FuzzMachine *m, MultiFDCompression comp)
 
     mfd_begin_near_miss(&s, m, comp);
     mfd_sync(&s);
-    mfd_patch_be32(&s, MFD_FIELD_FLAGS, MULTIFD_FLAG_SYNC << 1);
+    mfd_patch_be32(&s, MFD_FIELD_FLAGS, MULTIFD_FLAG_SYNC << 2);
     return mfd_end(&s);
 }
 
@@ -889,7 +889,7 @@ static const Seed seeds[] = {
     MULTIFD("none-truncated", mfd_truncated, NONE, 0, "end of stream"),
     MULTIFD("none-ends-after-offsets", mfd_ends_after_offsets, NONE, 0,
             "the stream ended inside a packet"),
-    MULTIFD("none-bad-flags", mfd_bad_flags, NONE, 0, "unknown flags 0x2"),
+    MULTIFD("none-bad-flags", mfd_bad_flags, NONE, 0, "unknown flags 0x4"),
     MULTIFD("none-too-many-pages", mfd_too_many_pages, NONE, 0, "129 pages (at most 128)"),
     MULTIFD("zlib-sync-then-bad-magic", mfd_sync_then_bad_magic, ZLIB, 1, "bad magic"),
     MULTIFD("zlib-short-payload", mfd_short_payload, ZLIB, 0, "decodes to"),

@@ -263,7 +263,7 @@ static const BadHeader bad_headers[] = {
     { "magic-handshake", N, 0, MULTIFD_CHANNEL_MAGIC, "multifd packet: bad magic 0x464d4643" },
     { "version-0", N, 4, 0, "multifd packet: version 0 (this Ferry speaks 1)" },
     { "version-2", N, 4, 2, "multifd packet: version 2 (this Ferry speaks 1)" },
-    { "flags", N, 8, 0x2, "multifd packet: unknown flags 0x2" },
+    { "flags", N, 8, 0x4, "multifd packet: unknown flags 0x4" },
     { "flags-with-sync", N, 8, 0x80000001, "multifd packet: unknown flags 0x80000000" },
     { "normal-over", N, 12, 127, "multifd packet: 129 pages (at most 128)" },
     { "zero-over", N, 16, 200, "multifd packet: 203 pages (at most 128)" },
@@ -291,6 +291,30 @@ static const BadHeader bad_headers[] = {
 #undef N
 #undef ZL
 #undef ZS
+
+/* A compressing channel's uncompressed packet: the payload is exactly the pages. */
+static void test_packet_raw_flag(void)
+{
+    uint8_t buf[MULTIFD_HEADER_MAX];
+    uint64_t offsets[8] = { 0 };
+    MultiFDPacketHeader d;
+
+    for (MultiFDCompression c = 0; c < MULTIFD_COMPRESSION__MAX; c++) {
+        g_autoptr(GError) err = NULL;
+        MultiFDPacketHeader h = sample_header(8, 0);
+        h.flags = MULTIFD_FLAG_RAW;
+        multifd_packet_encode(&h, offsets, buf);
+        g_assert_true(multifd_packet_decode_header(buf, c, &d, &err));
+        g_assert_no_error(err);
+        g_assert_cmpuint(d.flags, ==, MULTIFD_FLAG_RAW);
+        g_assert_cmpuint(d.payload_size, ==, 8 * PAGE);
+        /* Anything but exactly the pages is refused, even what would fit compressed. */
+        h.payload_size = 8 * PAGE - 1;
+        multifd_packet_encode(&h, offsets, buf);
+        g_assert_false(multifd_packet_decode_header(buf, c, &d, &err));
+        g_assert_nonnull(strstr(err->message, "expected 32768"));
+    }
+}
 
 static void test_packet_bad_header(void)
 {
@@ -1056,6 +1080,7 @@ int main(int argc, char **argv)
     g_test_add_func("/multifd/handshake/bad", test_handshake_bad);
     g_test_add_func("/multifd/packet/round-trip", test_packet_round_trip);
     g_test_add_func("/multifd/packet/bad-header", test_packet_bad_header);
+    g_test_add_func("/multifd/packet/raw-flag", test_packet_raw_flag);
     g_test_add_func("/multifd/packet/bad-block", test_packet_bad_block);
     g_test_add_func("/multifd/packet/payload-without-pages", test_packet_payload_without_pages);
     g_test_add_func("/multifd/packet/offsets", test_offsets);
