@@ -1,0 +1,119 @@
+/*
+ * The local APIC (xAPIC mode only; x2APIC is neither implemented nor
+ * advertised), one per vCPU.
+ *
+ * Registers: the 4 KiB MMIO page at the APIC base (0xfee00000 after
+ * reset, movable through IA32_APIC_BASE); version 0x14 with 6 LVT entries
+ * (timer, thermal, performance, LINT0, LINT1, error).
+ *
+ * Timer: the "bus" clock the divide configuration divides is a fixed
+ * 1 GHz (APIC_BUS_HZ): with divide-by-1 the count falls by one per host
+ * nanosecond, by 16 it falls at 62.5 MHz. Current count is computed from
+ * the host clock (CLOCK_MONOTONIC); expiries come from the host timer
+ * service. TSC-deadline mode converts the guest TSC deadline with the
+ * owner's read_tsc hook and tsc_hz. Periodic mode never fires more often
+ * than every APIC_TIMER_MIN_PERIOD_NS (the count still runs at full rate).
+ *
+ * Which APIC the MMIO page reaches: the MMIO dispatch is global, so the
+ * one page answers for the APIC of the calling thread, apic_current(),
+ * which each vCPU thread sets once with apic_set_current() before it runs
+ * guest code. A thread that has none (qtest, the monitor) reaches the
+ * APIC of vCPU 0.
+ *
+ * Locking: the irqchip lock (x86-irq.h) guards every register, including
+ * IRR/ISR/TPR, so apic_get_interrupt()/apic_ack_interrupt() are safe from
+ * the vCPU thread without the BQL, and the timer expires from the host
+ * timer thread without it. The hooks run with the irqchip lock held.
+ */
+#ifndef HW_INTC_APIC_H
+#define HW_INTC_APIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hw/intc/x86-irq.h"
+
+#define APIC_MAX_CPUS           255     /* xAPIC ids 0-254; 0xff is broadcast */
+#define APIC_DEFAULT_BASE       0xfee00000ULL
+#define APIC_MMIO_SIZE          0x1000
+#define APIC_BUS_HZ             1000000000ULL
+#define APIC_TIMER_MIN_PERIOD_NS 100000  /* 10 kHz at most in periodic mode */
+
+/* Delivery modes of ICR, LVT and IOAPIC entries. */
+#define APIC_DM_FIXED           0
+#define APIC_DM_LOWEST          1
+#define APIC_DM_SMI             2
+#define APIC_DM_NMI             4
+#define APIC_DM_INIT            5
+#define APIC_DM_SIPI            6
+#define APIC_DM_EXTINT          7
+
+typedef struct APICState APICState;
+
+/* What the owner (the vCPU glue) does for the APIC. @cpu_index as given to apic_new(). */
+typedef struct APICHooks {
+    /* An interrupt may have become deliverable: soft_cpu_interrupt_changed(), wake a HLT. */
+    void (*kick)(void *opaque, int cpu_index);
+    /* INIT arrived (the APIC itself is already back to its INIT state). */
+    void (*init)(void *opaque, int cpu_index);
+    /* Start-up IPI; the CPU ignores it unless waiting for SIPI. */
+    void (*sipi)(void *opaque, int cpu_index, uint8_t vector);
+    void (*nmi)(void *opaque, int cpu_index);
+    /* The guest TSC (TSC-deadline mode); NULL: deadlines fire at once. */
+    uint64_t (*read_tsc)(void *opaque, int cpu_index);
+    /* The guest TSC's rate in Hz (0: treated as 1 GHz). */
+    uint64_t tsc_hz;
+} APICHooks;
+
+/*
+ * The APIC of vCPU @cpu_index (its APIC id, and the BSP when 0), in its
+ * power-on state. @hooks is copied. Replaces an earlier APIC of the same
+ * index in the set IPIs reach.
+ */
+APICState *apic_new(int cpu_index, const APICHooks *hooks, void *opaque);
+void apic_free(APICState *s);
+/* Power-on state (the BSP's LINT0 in ExtINT and LINT1 in NMI mode, as firmware leaves them). */
+void apic_reset(APICState *s);
+/* Claim the MMIO page at the default base (once for all APICs). */
+void apic_register_io(void);
+/* Migration: ("apic", cpu_index). */
+void apic_register_vmstate(APICState *s);
+
+/* The APIC of @cpu_index, or NULL. */
+APICState *apic_find(int cpu_index);
+int apic_cpu_index(APICState *s);
+
+/* Which APIC this thread's MMIO accesses reach (see above). */
+void apic_set_current(APICState *s);
+APICState *apic_current(void);
+
+/* Register access at @offset in the page, 32 bits (what the dispatch calls). */
+uint32_t apic_mmio_read(APICState *s, uint32_t offset);
+void apic_mmio_write(APICState *s, uint32_t offset, uint32_t value);
+
+/*
+ * For the CPU, at an instruction boundary with RFLAGS.IF set: the vector
+ * to deliver (a fixed interrupt above the processor priority, or an
+ * ExtINT vector from the PIC), or -1. apic_ack_interrupt() with that
+ * vector moves it from IRR to ISR (for ExtINT, acknowledges the PIC).
+ */
+int apic_get_interrupt(APICState *s);
+void apic_ack_interrupt(APICState *s, int vector);
+
+/* IA32_APIC_BASE and IA32_TSC_DEADLINE; false for any other MSR or a bad value (#GP). */
+bool apic_rdmsr(APICState *s, uint32_t msr, uint64_t *value);
+bool apic_wrmsr(APICState *s, uint32_t msr, uint64_t value);
+
+/* CR8 is TPR[7:4]. */
+uint64_t apic_get_cr8(APICState *s);
+void apic_set_cr8(APICState *s, uint64_t value);
+
+/* Irqchip lock held: an interrupt message (from the IOAPIC) to the APICs @dest names. */
+void apic_deliver_irq_locked(uint8_t dest, bool logical, int delivery_mode, uint8_t vector,
+                             bool level);
+/* Irqchip lock held: the PIC's INT output moved. */
+void apic_extint_changed_locked(void);
+/* Every APIC (for reset and migration), in cpu index order. */
+void apic_foreach(void (*fn)(APICState *s, void *opaque), void *opaque);
+
+#endif
