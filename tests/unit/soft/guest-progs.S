@@ -1,0 +1,366 @@
+/*
+ * Guest programs for test-soft-cpu, assembled into the test binary as data
+ * (never executed on the host). Each is copied to its load address in the
+ * test's guest RAM; absolute addresses are written as A(label), a
+ * difference of labels, so the assembler emits no relocations.
+ */
+
+#define A(x)    ((x) - PROG + LOAD)
+
+    .section .rodata, "a"
+
+/* ---- Real mode, then protected mode. Loaded at 0x7c00. ---- */
+#define PROG    rm_prog
+#define LOAD    0x7c00
+    .code16
+    .globl rm_prog, rm_prog_end
+rm_prog:
+    cli
+    ljmp    $0, $A(rm_1)
+rm_1:
+    xorw    %ax, %ax
+    movw    %ax, %ds
+    movw    %ax, %ss
+    movw    $0x7000, %sp
+    movw    $1234, %ax
+    movw    $56, %bx
+    mulw    %bx
+    movw    %ax, 0x500
+    movw    %dx, 0x502
+    movw    $0x1000, %ax
+    movw    %ax, %es
+    movw    $0xbeef, %es:0x10
+    movl    $0x12345678, %eax
+    addl    $0x11111111, %eax
+    movl    %eax, 0x504
+    lcall   $0, $A(rm_far)
+    movw    $A(rm_int42), 0x42*4
+    movw    $0, 0x42*4+2
+    int     $0x42
+    movw    $A(rm_int43), 0x43*4
+    movw    $0, 0x43*4+2
+    sti
+    hlt
+    cli
+    lgdtl   A(rm_gdtdesc)
+    movl    %cr0, %eax
+    orl     $1, %eax
+    movl    %eax, %cr0
+    ljmpl   $8, $A(rm_pm)
+rm_far:
+    movw    $0x5151, 0x50a
+    lret
+rm_int42:
+    movw    $0x4242, 0x508
+    iret
+rm_int43:
+    movw    $0x4343, 0x50c
+    iret
+    .code32
+rm_pm:
+    movw    $0x10, %ax
+    movw    %ax, %ds
+    movw    %ax, %es
+    movw    %ax, %ss
+    movl    $0x7000, %esp
+    movl    $0xcafebabe, 0x100000
+    call    rm_pm_fn
+    movw    $0x3f8, %dx
+    movb    $'P', %al
+    outb    %al, %dx
+    hlt
+rm_pm_fn:
+    movl    $0x600d, 0x100004
+    ret
+    .p2align 3
+rm_gdt:
+    .quad   0
+    .quad   0x00cf9a000000ffff
+    .quad   0x00cf92000000ffff
+rm_gdtdesc:
+    .word   23
+    .long   A(rm_gdt)
+rm_prog_end:
+#undef PROG
+#undef LOAD
+
+/* ---- 32-bit flat protected mode to long mode. Loaded at 0x8000. ---- */
+#define PROG    lm_prog
+#define LOAD    0x8000
+    .code32
+    .globl lm_prog, lm_prog_end
+lm_prog:
+    lgdt    A(lm_gdtdesc)
+    ljmp    $0x18, $A(lm_32)
+lm_32:
+    movl    $0x10, %eax
+    movl    %eax, %ds
+    movl    %eax, %es
+    movl    %eax, %ss
+    movl    $0x1000, %eax
+    movl    %eax, %cr3
+    movl    %cr4, %eax
+    orl     $0x20, %eax
+    movl    %eax, %cr4
+    movl    $0xc0000080, %ecx
+    rdmsr
+    orl     $0x100, %eax
+    wrmsr
+    movl    %cr0, %eax
+    orl     $0x80000001, %eax
+    movl    %eax, %cr0
+    ljmp    $0x08, $A(lm_64)
+    .code64
+lm_64:
+    movl    $0x10, %eax
+    movl    %eax, %ds
+    movl    %eax, %ss
+    movabsq $0x123456789abcdef0, %rax
+    movq    %rax, 0x600000
+    movq    0x600000, %rbx
+    movq    $0x40300000, %rdx
+    movq    $0x55, (%rdx)
+    movq    0x300000, %rsi
+    movw    $0x3f8, %dx
+    movb    $'L', %al
+    outb    %al, %dx
+    hlt
+    .p2align 3
+lm_gdt:
+    .quad   0
+    .quad   0x00af9a000000ffff
+    .quad   0x00cf92000000ffff
+    .quad   0x00cf9a000000ffff
+lm_gdtdesc:
+    .word   31
+    .long   A(lm_gdt)
+lm_prog_end:
+#undef PROG
+#undef LOAD
+
+/* ---- 32-bit paging: legacy 2-level with a 4 MiB page, then PAE. 0x8000. ---- */
+#define PROG    pg32_prog
+#define LOAD    0x8000
+    .code32
+    .globl pg32_prog, pg32_prog_end
+pg32_prog:
+    /* Legacy: page directory at 0x1000 built by the test. */
+    movl    $0x1000, %eax
+    movl    %eax, %cr3
+    movl    %cr4, %eax
+    orl     $0x10, %eax                 /* PSE */
+    movl    %eax, %cr4
+    movl    %cr0, %eax
+    orl     $0x80010000, %eax           /* PG, WP */
+    movl    %eax, %cr0
+    movl    $0x11, 0x800100             /* 4 MiB page at 8 MiB -> 0 */
+    movl    0x100, %ebx
+    movl    $0x22, 0x401004             /* 4 KiB page 0x401000 -> 0x5000 */
+    movl    0x5004, %ecx
+    /* Off, then PAE with its PDPT at 0x3000. */
+    movl    %cr0, %eax
+    andl    $0x7fffffff, %eax
+    movl    %eax, %cr0
+    movl    $0x3000, %eax
+    movl    %eax, %cr3
+    movl    %cr4, %eax
+    orl     $0x20, %eax
+    movl    %eax, %cr4
+    movl    %cr0, %eax
+    orl     $0x80000000, %eax
+    movl    %eax, %cr0
+    movl    $0x33, 0x40000200           /* 2 MiB PAE page at 1 GiB -> 0 */
+    movl    0x200, %edx
+    hlt
+pg32_prog_end:
+#undef PROG
+#undef LOAD
+
+/* The 64-bit programs below run from 0x10000 in the test's long-mode setup. */
+#define LOAD    0x10000
+    .code64
+
+/* A page fault with error code and CR2, fixed up and retried. */
+#define PROG    pf_prog
+    .globl pf_prog, pf_prog_end, pf_handler
+pf_prog:
+    movq    $0x1ff008, %rbx
+    movq    $0x77, (%rbx)
+    movq    (%rbx), %r14
+    hlt
+pf_handler:
+    movq    %cr2, %r12
+    popq    %r13
+    orq     $1, 0x4ff8
+    invlpg  (%r12)
+    iretq
+pf_prog_end:
+#undef PROG
+
+/* Ring 3 and back through INT, SYSCALL and a #UD. */
+#define PROG    ring_prog
+    .globl ring_prog, ring_prog_end, ring_user, ring_int80, ring_syscall, ring_ud, ring_ud_insn
+    .globl ring_after_syscall
+ring_prog:
+    pushq   $0x23
+    pushq   $0x28000
+    pushq   $0x2
+    pushq   $0x2b
+    pushq   $A(ring_user)
+    iretq
+ring_user:
+    movq    $5, %rdi
+    int     $0x80
+    movq    %rax, %r8
+    movq    $7, %rdi
+    syscall
+ring_after_syscall:
+    movq    %rax, %rsi
+ring_ud_insn:
+    ud2
+ring_int80:
+    movq    8(%rsp), %r10
+    leaq    (%rdi,%rdi), %rax
+    iretq
+ring_syscall:
+    movq    %rcx, %r9
+    leaq    100(%rdi), %rax
+    sysretq
+ring_ud:
+    movq    8(%rsp), %r15
+    movq    (%rsp), %r14
+    movq    24(%rsp), %r13
+    hlt
+ring_prog_end:
+#undef PROG
+
+/* Divide by zero. */
+#define PROG    de_prog
+    .globl de_prog, de_prog_end, de_handler, de_insn
+de_prog:
+    movl    $100, %eax
+    xorl    %edx, %edx
+    xorl    %ecx, %ecx
+de_insn:
+    divl    %ecx
+    hlt
+de_handler:
+    movq    (%rsp), %r12
+    movq    $0xde, %r13
+    hlt
+de_prog_end:
+#undef PROG
+
+/* REP MOVSB into a page that is not present until the #PF handler maps it. */
+#define PROG    rep_prog
+    .globl rep_prog, rep_prog_end, rep_pf_handler
+rep_prog:
+    cld
+    movq    $0x30000, %rsi
+    movq    $0x1fe800, %rdi
+    movl    $0x1000, %ecx
+    rep movsb
+    hlt
+rep_pf_handler:
+    movq    %cr2, %r12
+    movq    %rcx, %r13
+    orq     $1, 0x4ff8
+    invlpg  (%r12)
+    addq    $8, %rsp
+    iretq
+rep_prog_end:
+#undef PROG
+
+/* Self-modifying code: patch an immediate, then run it. */
+#define PROG    smc_prog
+    .globl smc_prog, smc_prog_end
+smc_prog:
+    movl    $3, %ecx
+smc_loop:
+    movb    $2, A(smc_patch) + 1
+smc_patch:
+    movl    $1, %eax
+    addl    %eax, %ebx
+    decl    %ecx
+    jnz     smc_loop
+    hlt
+smc_prog_end:
+#undef PROG
+
+/* LOCK ADD from several vCPUs. */
+#define PROG    lock_prog
+    .globl lock_prog, lock_prog_end
+lock_prog:
+    movl    $100000, %ecx
+1:
+    lock addq $1, 0x40000
+    movl    $1, %edx
+    lock xaddl %edx, 0x40010
+    decl    %ecx
+    jnz     1b
+    hlt
+lock_prog_end:
+#undef PROG
+
+/* Writes to three pages, many times. */
+#define PROG    dirty_prog
+    .globl dirty_prog, dirty_prog_end
+dirty_prog:
+    movq    $1, 0x50000
+    movq    $2, 0x51000
+    movq    $3, 0x52008
+    movq    $4, 0x50010
+    movl    $100, %ecx
+1:
+    incq    0x51000
+    decl    %ecx
+    jnz     1b
+    hlt
+dirty_prog_end:
+#undef PROG
+
+/* HLT until an interrupt. */
+#define PROG    hlt_prog
+    .globl hlt_prog, hlt_prog_end, hlt_irq
+hlt_prog:
+    sti
+    hlt
+    movq    $1, %r8
+    cli
+    hlt
+hlt_irq:
+    incq    %r9
+    iretq
+hlt_prog_end:
+#undef PROG
+
+/* An exception with no usable IDT: triple fault. */
+#define PROG    triple_prog
+    .globl triple_prog, triple_prog_end
+triple_prog:
+    lidt    A(triple_idt)
+    ud2
+    hlt
+triple_idt:
+    .word   0
+    .quad   0
+triple_prog_end:
+#undef PROG
+
+/* An instruction this CPU does not implement (PSHUFB, SSSE3). */
+#define PROG    ud_prog
+    .globl ud_prog, ud_prog_end, ud_handler, ud_insn
+ud_prog:
+ud_insn:
+    .byte   0x66, 0x0f, 0x38, 0x00, 0xc1
+    hlt
+ud_handler:
+    movq    (%rsp), %r12
+    movq    $6, %r13
+    hlt
+ud_prog_end:
+#undef PROG
+
+#undef LOAD
+
+    .section .note.GNU-stack, "", @progbits

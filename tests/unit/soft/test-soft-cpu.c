@@ -1,0 +1,676 @@
+/*
+ * The software CPU on a flat RAM buffer: hand-written guest programs
+ * (guest-progs.S) in real, protected and long mode, exceptions,
+ * interrupts, atomics across vCPUs, dirty tracking.
+ */
+#include <string.h>
+
+#include <glib.h>
+
+#include "accel/soft-cpu.h"
+
+#define RAM_SIZE    (16u << 20)
+
+#define PROG(name) extern const uint8_t name[], name##_end[]
+PROG(rm_prog); PROG(lm_prog); PROG(pg32_prog); PROG(pf_prog); PROG(ring_prog);
+PROG(de_prog); PROG(rep_prog); PROG(smc_prog); PROG(lock_prog); PROG(dirty_prog);
+PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog);
+extern const uint8_t pf_handler[], ring_user[], ring_int80[], ring_syscall[], ring_ud[];
+extern const uint8_t ring_ud_insn[], ring_after_syscall[], de_handler[], de_insn[];
+extern const uint8_t rep_pf_handler[], hlt_irq[], ud_handler[], ud_insn[];
+
+#define LOAD64      0x10000
+/* Guest address of @label inside program @prog loaded at @load. */
+#define GADDR(prog, label, load) ((uint64_t)((label) - (prog)) + (load))
+
+typedef struct TestVM {
+    uint8_t *ram;
+    GString *out;                   /* bytes written to port 0x3f8 */
+    int pending_vector;             /* -1: none */
+    int acked;
+    GHashTable *dirty;              /* gpa page -> times marked */
+    uint64_t tsc;
+} TestVM;
+
+static uint8_t *t_ram_page(void *opaque, uint64_t gpa)
+{
+    TestVM *vm = opaque;
+
+    return gpa < RAM_SIZE ? vm->ram + gpa : NULL;
+}
+
+static void t_mark_dirty(void *opaque, uint64_t gpa)
+{
+    TestVM *vm = opaque;
+    gpointer key = GSIZE_TO_POINTER(gpa + 1);
+
+    g_hash_table_insert(vm->dirty, key,
+                        GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(vm->dirty, key)) + 1));
+}
+
+static unsigned dirty_count(TestVM *vm, uint64_t gpa)
+{
+    return GPOINTER_TO_UINT(g_hash_table_lookup(vm->dirty, GSIZE_TO_POINTER(gpa + 1)));
+}
+
+static uint64_t t_mmio_read(void *opaque, uint64_t gpa, unsigned size)
+{
+    return ~0ULL;
+}
+
+static void t_mmio_write(void *opaque, uint64_t gpa, uint64_t v, unsigned size)
+{
+}
+
+static uint32_t t_pio_read(void *opaque, uint16_t port, unsigned size)
+{
+    return port == 0x3fd ? 0x60 : 0;
+}
+
+static void t_pio_write(void *opaque, uint16_t port, uint32_t v, unsigned size)
+{
+    TestVM *vm = opaque;
+
+    if (port == 0x3f8) {
+        g_string_append_c(vm->out, (char)v);
+    }
+}
+
+static int t_get_interrupt(void *opaque)
+{
+    TestVM *vm = opaque;
+
+    return __atomic_load_n(&vm->pending_vector, __ATOMIC_SEQ_CST);
+}
+
+static void t_ack_interrupt(void *opaque, int vector)
+{
+    TestVM *vm = opaque;
+
+    vm->acked = vector;
+    __atomic_store_n(&vm->pending_vector, -1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t t_read_tsc(void *opaque)
+{
+    TestVM *vm = opaque;
+
+    return __atomic_add_fetch(&vm->tsc, 1000, __ATOMIC_SEQ_CST);
+}
+
+static const SoftCPUHooks hooks = {
+    .ram_page = t_ram_page,
+    .mark_dirty = t_mark_dirty,
+    .mmio_read = t_mmio_read,
+    .mmio_write = t_mmio_write,
+    .pio_read = t_pio_read,
+    .pio_write = t_pio_write,
+    .get_interrupt = t_get_interrupt,
+    .ack_interrupt = t_ack_interrupt,
+    .read_tsc = t_read_tsc,
+};
+
+static TestVM *vm_new(void)
+{
+    TestVM *vm = g_new0(TestVM, 1);
+
+    vm->ram = g_malloc0(RAM_SIZE);
+    vm->out = g_string_new(NULL);
+    vm->pending_vector = -1;
+    vm->acked = -1;
+    vm->dirty = g_hash_table_new(g_direct_hash, g_direct_equal);
+    return vm;
+}
+
+static void vm_free(TestVM *vm)
+{
+    g_free(vm->ram);
+    g_string_free(vm->out, TRUE);
+    g_hash_table_destroy(vm->dirty);
+    g_free(vm);
+}
+
+static void load(TestVM *vm, uint64_t gpa, const uint8_t *start, const uint8_t *end)
+{
+    memcpy(vm->ram + gpa, start, end - start);
+}
+
+static void put64(TestVM *vm, uint64_t gpa, uint64_t v)
+{
+    memcpy(vm->ram + gpa, &v, 8);
+}
+
+static void put32(TestVM *vm, uint64_t gpa, uint32_t v)
+{
+    memcpy(vm->ram + gpa, &v, 4);
+}
+
+static uint64_t get64(TestVM *vm, uint64_t gpa)
+{
+    uint64_t v;
+
+    memcpy(&v, vm->ram + gpa, 8);
+    return v;
+}
+
+static void seg_flat(X86Segment *s, uint16_t sel, uint8_t type, uint8_t dpl, bool l, bool db)
+{
+    memset(s, 0, sizeof(*s));
+    s->selector = sel;
+    s->limit = 0xffffffff;
+    s->type = type;
+    s->s = 1;
+    s->dpl = dpl;
+    s->present = 1;
+    s->l = l;
+    s->db = db;
+    s->g = 1;
+}
+
+static void seg_real(X86Segment *s, uint16_t sel, uint8_t type)
+{
+    memset(s, 0, sizeof(*s));
+    s->selector = sel;
+    s->base = (uint64_t)sel << 4;
+    s->limit = 0xffff;
+    s->type = type;
+    s->s = 1;
+    s->present = 1;
+}
+
+static void state_real(X86CPUState *st, uint64_t ip)
+{
+    memset(st, 0, sizeof(*st));
+    st->rflags = 2;
+    for (int i = 0; i < 6; i++) {
+        seg_real(&st->segs[i], 0, i == X86_SEG_CS ? 0xb : 0x3);
+    }
+    st->segs[X86_SEG_LDT].type = 2;
+    st->segs[X86_SEG_LDT].present = 1;
+    st->segs[X86_SEG_TR].type = 0xb;
+    st->segs[X86_SEG_TR].present = 1;
+    st->gdt.limit = st->idt.limit = 0xffff;
+    st->cr0 = X86_CR0_ET;
+    st->rip = ip;
+    st->mp_state = X86_MP_RUNNABLE;
+    *x86_cpu_state_mxcsr(st) = 0x1f80;
+    st->xsave[0] = 0x7f;
+    st->xsave[1] = 0x03;
+    st->xsave_len = X86_FXSAVE_SIZE;
+}
+
+/* Flat 32-bit protected mode with paging off, as a PVH loader leaves it. */
+static void state_flat32(X86CPUState *st, uint64_t ip)
+{
+    state_real(st, ip);
+    seg_flat(&st->segs[X86_SEG_CS], 0x08, 0xb, 0, false, true);
+    for (int i = 0; i < 6; i++) {
+        if (i != X86_SEG_CS) {
+            seg_flat(&st->segs[i], 0x10, 0x3, 0, false, true);
+        }
+    }
+    st->cr0 = X86_CR0_PE | X86_CR0_ET;
+}
+
+/*
+ * The long-mode world of the 64-bit programs: identity map of 0-8 MiB
+ * (first 2 MiB in 4 KiB pages, PT at 0x4000), a 1 GiB alias of 0 at
+ * 1 GiB, GDT at 0x5000, IDT at 0x6000, TSS at 0x7000, kernel stack 0x80000.
+ */
+#define GDT_BASE    0x5000
+#define IDT_BASE    0x6000
+#define TSS_BASE    0x7000
+#define KSTACK      0x80000
+#define ISTSTACK    0x90000
+
+static void build_page_tables(TestVM *vm)
+{
+    put64(vm, 0x1000, 0x2000 | 7);              /* PML4[0] -> PDPT */
+    put64(vm, 0x2000, 0x3000 | 7);              /* PDPT[0] -> PD */
+    put64(vm, 0x2008, 0x0 | 0x87);              /* PDPT[1]: 1 GiB page -> 0 */
+    put64(vm, 0x3000, 0x4000 | 7);              /* PD[0] -> PT */
+    for (int i = 1; i < 8; i++) {
+        put64(vm, 0x3000 + 8 * i, ((uint64_t)i << 21) | 0x87);
+    }
+    for (int i = 0; i < 512; i++) {
+        put64(vm, 0x4000 + 8 * i, ((uint64_t)i << 12) | 7);
+    }
+}
+
+static void set_gate(TestVM *vm, int vector, uint64_t handler, int dpl, int ist)
+{
+    uint64_t lo = (handler & 0xffff) | (0x08ULL << 16) | ((uint64_t)ist << 32) |
+                  ((0x8eULL | (dpl << 5)) << 40) | (((handler >> 16) & 0xffff) << 48);
+
+    put64(vm, IDT_BASE + 16 * vector, lo);
+    put64(vm, IDT_BASE + 16 * vector + 8, handler >> 32);
+}
+
+static void state_long(TestVM *vm, X86CPUState *st, uint64_t ip)
+{
+    static const uint64_t gdt[] = {
+        0,
+        0x00af9a000000ffffULL,      /* 0x08 kernel code 64 */
+        0x00cf92000000ffffULL,      /* 0x10 kernel data */
+        0x00cffa000000ffffULL,      /* 0x18 user code 32 */
+        0x00cff2000000ffffULL,      /* 0x20 user data */
+        0x00affa000000ffffULL,      /* 0x28 user code 64 */
+    };
+
+    build_page_tables(vm);
+    memcpy(vm->ram + GDT_BASE, gdt, sizeof(gdt));
+    put64(vm, TSS_BASE + 4, KSTACK);            /* RSP0 */
+    put64(vm, TSS_BASE + 0x24, ISTSTACK);       /* IST1 */
+
+    state_real(st, ip);
+    seg_flat(&st->segs[X86_SEG_CS], 0x08, 0xb, 0, true, false);
+    for (int i = 0; i < 6; i++) {
+        if (i != X86_SEG_CS) {
+            seg_flat(&st->segs[i], 0x10, 0x3, 0, false, true);
+        }
+    }
+    memset(&st->segs[X86_SEG_TR], 0, sizeof(X86Segment));
+    st->segs[X86_SEG_TR].selector = 0x30;
+    st->segs[X86_SEG_TR].base = TSS_BASE;
+    st->segs[X86_SEG_TR].limit = 0x67;
+    st->segs[X86_SEG_TR].type = 0xb;
+    st->segs[X86_SEG_TR].present = 1;
+    st->gdt.base = GDT_BASE;
+    st->gdt.limit = sizeof(gdt) - 1 + 16;
+    st->idt.base = IDT_BASE;
+    st->idt.limit = 0xfff;
+    st->cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_NE | X86_CR0_WP | X86_CR0_PG;
+    st->cr3 = 0x1000;
+    st->cr4 = X86_CR4_PAE | X86_CR4_OSFXSR;
+    st->efer = X86_EFER_LME | X86_EFER_LMA | X86_EFER_SCE | X86_EFER_NXE;
+    st->star = (0x18ULL << 48) | (0x08ULL << 32);
+    st->sfmask = 0x700;
+    st->regs[X86_RSP] = KSTACK;
+}
+
+static SoftCPU *cpu_long(TestVM *vm, const uint8_t *start, const uint8_t *end)
+{
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    load(vm, LOAD64, start, end);
+    state_long(vm, &st, LOAD64);
+    soft_cpu_set_state(cpu, &st);
+    return cpu;
+}
+
+static X86CPUState get_state(SoftCPU *cpu)
+{
+    X86CPUState st;
+
+    soft_cpu_get_state(cpu, &st);
+    return st;
+}
+
+static void test_real_mode(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+    uint16_t v16;
+    uint32_t v32;
+
+    load(vm, 0x7c00, rm_prog, rm_prog_end);
+    state_real(&st, 0x7c00);
+    soft_cpu_set_state(cpu, &st);
+
+    /* Stops at the sti; hlt waiting for a hardware interrupt. */
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    memcpy(&v16, vm->ram + 0x500, 2);
+    g_assert_cmphex(v16, ==, (1234 * 56) & 0xffff);
+    memcpy(&v16, vm->ram + 0x502, 2);
+    g_assert_cmphex(v16, ==, (1234 * 56) >> 16);
+    memcpy(&v16, vm->ram + 0x10010, 2);
+    g_assert_cmphex(v16, ==, 0xbeef);
+    memcpy(&v32, vm->ram + 0x504, 4);
+    g_assert_cmphex(v32, ==, 0x23456789);
+    memcpy(&v16, vm->ram + 0x50a, 2);
+    g_assert_cmphex(v16, ==, 0x5151);
+    memcpy(&v16, vm->ram + 0x508, 2);
+    g_assert_cmphex(v16, ==, 0x4242);
+
+    /* A hardware interrupt through the IVT wakes it. */
+    vm->pending_vector = 0x43;
+    soft_cpu_interrupt_changed(cpu);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    g_assert_cmpint(vm->acked, ==, 0x43);
+    memcpy(&v16, vm->ram + 0x50c, 2);
+    g_assert_cmphex(v16, ==, 0x4343);
+
+    /* Then protected mode. */
+    memcpy(&v32, vm->ram + 0x100000, 4);
+    g_assert_cmphex(v32, ==, 0xcafebabe);
+    memcpy(&v32, vm->ram + 0x100004, 4);
+    g_assert_cmphex(v32, ==, 0x600d);
+    g_assert_cmpstr(vm->out->str, ==, "P");
+    st = get_state(cpu);
+    g_assert_true(st.cr0 & X86_CR0_PE);
+    g_assert_cmphex(st.segs[X86_SEG_CS].selector, ==, 8);
+    g_assert_cmpint(st.segs[X86_SEG_CS].db, ==, 1);
+
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_long_mode_entry(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    build_page_tables(vm);
+    load(vm, 0x8000, lm_prog, lm_prog_end);
+    state_flat32(&st, 0x8000);
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_true(st.efer & X86_EFER_LMA);
+    g_assert_cmpint(st.segs[X86_SEG_CS].l, ==, 1);
+    g_assert_cmphex(st.regs[X86_RBX], ==, 0x123456789abcdef0ULL);
+    g_assert_cmphex(st.regs[X86_RSI], ==, 0x55);
+    g_assert_cmpstr(vm->out->str, ==, "L");
+    /* Accessed and dirty bits reached the guest's tables. */
+    g_assert_cmphex(get64(vm, 0x3000 + 8 * 3) & 0x60, ==, 0x60);
+    g_assert_cmphex(get64(vm, 0x2008) & 0x60, ==, 0x60);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_paging32(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    /* Legacy: PDE0 4 MiB identity, PDE1 -> PT at 0x2000, PDE2 4 MiB -> 0. */
+    put32(vm, 0x1000, 0x83 | 4);
+    put32(vm, 0x1004, 0x2000 | 7);
+    put32(vm, 0x1008, 0x83 | 4);
+    put32(vm, 0x2000 + 4, 0x5000 | 7);
+    /* PAE: PDPT at 0x3000; PD at 0x6000 (identity), PD at 0x7000 (-> 0). */
+    put64(vm, 0x3000, 0x6000 | 1);
+    put64(vm, 0x3008, 0x7000 | 1);
+    put64(vm, 0x6000, 0x87);
+    put64(vm, 0x7000, 0x87);
+    load(vm, 0x8000, pg32_prog, pg32_prog_end);
+    state_flat32(&st, 0x8000);
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_RBX], ==, 0x11);
+    g_assert_cmphex(st.regs[X86_RCX], ==, 0x22);
+    g_assert_cmphex(st.regs[X86_RDX], ==, 0x33);
+    g_assert_cmphex(vm->ram[0x1008] & 0x60, ==, 0x60);     /* 4 MiB PDE: A and D */
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_page_fault(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, pf_prog, pf_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 14, GADDR(pf_prog, pf_handler, LOAD64), 0, 0);
+    put64(vm, 0x4000 + 0x1ff * 8, 0x1ff000 | 6);  /* not present */
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R12], ==, 0x1ff008);
+    g_assert_cmphex(st.regs[X86_R13], ==, 2);       /* write, not present, supervisor */
+    g_assert_cmphex(st.regs[X86_R14], ==, 0x77);
+    g_assert_cmphex(st.cr2, ==, 0x1ff008);
+    g_assert_cmphex(st.regs[X86_RSP], ==, KSTACK);
+    g_assert_cmphex(get64(vm, 0x4000 + 0x1ff * 8), ==, 0x1ff000 | 0x67);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_ring3(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, ring_prog, ring_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 0x80, GADDR(ring_prog, ring_int80, LOAD64), 3, 0);
+    set_gate(vm, 6, GADDR(ring_prog, ring_ud, LOAD64), 0, 1);
+    soft_cpu_get_state(cpu, &st);
+    st.lstar = GADDR(ring_prog, ring_syscall, LOAD64);
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R8], ==, 10);
+    g_assert_cmphex(st.regs[X86_R10], ==, 0x2b);
+    g_assert_cmphex(st.regs[X86_R9], ==, GADDR(ring_prog, ring_after_syscall, LOAD64));
+    g_assert_cmphex(st.regs[X86_RSI], ==, 107);
+    g_assert_cmphex(st.regs[X86_R15], ==, 0x2b);
+    g_assert_cmphex(st.regs[X86_R14], ==, GADDR(ring_prog, ring_ud_insn, LOAD64));
+    g_assert_cmphex(st.regs[X86_R13], ==, 0x28000);
+    /* The #UD went through IST1. */
+    g_assert_cmphex(st.regs[X86_RSP], ==, ISTSTACK - 40);
+    g_assert_cmphex(st.segs[X86_SEG_CS].selector, ==, 0x08);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_divide_error(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, de_prog, de_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 0, GADDR(de_prog, de_handler, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R12], ==, GADDR(de_prog, de_insn, LOAD64));
+    g_assert_cmphex(st.regs[X86_R13], ==, 0xde);
+    g_assert_cmphex(st.regs[X86_RAX], ==, 100);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_rep_movsb_fault(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, rep_prog, rep_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 14, GADDR(rep_prog, rep_pf_handler, LOAD64), 0, 0);
+    put64(vm, 0x4000 + 0x1ff * 8, 0x1ff000 | 6);
+    for (int i = 0; i < 0x1000; i++) {
+        vm->ram[0x30000 + i] = i * 7 + 1;
+    }
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R12], ==, 0x1ff000);
+    g_assert_cmphex(st.regs[X86_R13], ==, 0x800);
+    g_assert_cmphex(st.regs[X86_RCX], ==, 0);
+    g_assert_cmphex(st.regs[X86_RSI], ==, 0x31000);
+    g_assert_cmphex(st.regs[X86_RDI], ==, 0x1ff800);
+    g_assert_cmpint(memcmp(vm->ram + 0x30000, vm->ram + 0x1fe800, 0x1000), ==, 0);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_self_modifying(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, smc_prog, smc_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_RBX], ==, 6);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static gpointer lock_thread(gpointer p)
+{
+    SoftCPU *cpu = p;
+
+    return GINT_TO_POINTER(soft_cpu_run(cpu, 0));
+}
+
+static void test_lock_add_smp(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpus[2];
+    GThread *th[2];
+    X86CPUState st;
+
+    load(vm, LOAD64, lock_prog, lock_prog_end);
+    state_long(vm, &st, LOAD64);
+    st.regs[X86_RDX] = 1;
+    for (int i = 0; i < 2; i++) {
+        cpus[i] = soft_cpu_new(&hooks, vm, i, 2);
+        soft_cpu_set_state(cpus[i], &st);
+    }
+    for (int i = 0; i < 2; i++) {
+        th[i] = g_thread_new("soft-cpu-test", lock_thread, cpus[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(th[i])), ==, SOFT_EXIT_HALTED);
+        soft_cpu_free(cpus[i]);
+    }
+    g_assert_cmpuint(get64(vm, 0x40000), ==, 200000);
+    g_assert_cmpuint(get64(vm, 0x40010) & 0xffffffff, ==, 200000);
+    vm_free(vm);
+}
+
+static void test_dirty_tracking(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, dirty_prog, dirty_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    g_assert_cmpuint(dirty_count(vm, 0x50000), ==, 1);
+    g_assert_cmpuint(dirty_count(vm, 0x51000), ==, 1);
+    g_assert_cmpuint(dirty_count(vm, 0x52000), ==, 1);
+    g_assert_cmpuint(dirty_count(vm, 0x53000), ==, 0);
+    g_assert_cmpuint(get64(vm, 0x51000), ==, 102);
+
+    /* A new round: every page goes through mark_dirty once more. */
+    soft_cpu_flush_dirty_tracking(cpu);
+    st = get_state(cpu);
+    st.rip = LOAD64;
+    st.mp_state = X86_MP_RUNNABLE;
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    g_assert_cmpuint(dirty_count(vm, 0x50000), ==, 2);
+    g_assert_cmpuint(dirty_count(vm, 0x51000), ==, 2);
+    g_assert_cmpuint(dirty_count(vm, 0x52000), ==, 2);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_hlt_interrupt(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, hlt_prog, hlt_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 0x40, GADDR(hlt_prog, hlt_irq, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_HALTED);
+    g_assert_cmphex(st.regs[X86_R8], ==, 0);
+    /* Nothing pending: it stays halted. */
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+
+    vm->pending_vector = 0x40;
+    soft_cpu_interrupt_changed(cpu);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpint(vm->acked, ==, 0x40);
+    g_assert_cmphex(st.regs[X86_R9], ==, 1);
+    g_assert_cmphex(st.regs[X86_R8], ==, 1);
+
+    /* Kicks and instruction limits. */
+    soft_cpu_kick(cpu);
+    g_assert_cmpint(soft_cpu_run(cpu, 0), ==, SOFT_EXIT_KICKED);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_triple_fault(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, triple_prog, triple_prog_end);
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_SHUTDOWN);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_unimplemented_ud(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, ud_prog, ud_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 6, GADDR(ud_prog, ud_handler, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R12], ==, GADDR(ud_prog, ud_insn, LOAD64));
+    g_assert_cmphex(st.regs[X86_R13], ==, 6);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_insn_limit(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, lock_prog, lock_prog_end);
+
+    g_assert_cmpint(soft_cpu_run(cpu, 100), ==, SOFT_EXIT_LIMIT);
+    g_assert_cmpuint(soft_cpu_insn_count(cpu), ==, 100);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_sipi(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *ap = soft_cpu_new(&hooks, vm, 1, 2);
+    X86CPUState st;
+
+    /* An AP waits for SIPI; real mode code at vector * 0x1000. */
+    g_assert_cmpint(soft_cpu_run(ap, 100), ==, SOFT_EXIT_HALTED);
+    vm->ram[0x9000] = 0xf4;                         /* hlt */
+    soft_cpu_init_signal(ap);
+    soft_cpu_sipi(ap, 0x09);
+    g_assert_cmpint(soft_cpu_run(ap, 100), ==, SOFT_EXIT_HALTED);
+    st = get_state(ap);
+    g_assert_cmphex(st.segs[X86_SEG_CS].selector, ==, 0x900);
+    g_assert_cmphex(st.rip, ==, 1);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_HALTED);
+    soft_cpu_free(ap);
+    vm_free(vm);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/soft-cpu/real-mode", test_real_mode);
+    g_test_add_func("/soft-cpu/long-mode-entry", test_long_mode_entry);
+    g_test_add_func("/soft-cpu/paging32", test_paging32);
+    g_test_add_func("/soft-cpu/page-fault", test_page_fault);
+    g_test_add_func("/soft-cpu/ring3", test_ring3);
+    g_test_add_func("/soft-cpu/divide-error", test_divide_error);
+    g_test_add_func("/soft-cpu/rep-movsb-fault", test_rep_movsb_fault);
+    g_test_add_func("/soft-cpu/self-modifying", test_self_modifying);
+    g_test_add_func("/soft-cpu/lock-add-smp", test_lock_add_smp);
+    g_test_add_func("/soft-cpu/dirty-tracking", test_dirty_tracking);
+    g_test_add_func("/soft-cpu/hlt-interrupt", test_hlt_interrupt);
+    g_test_add_func("/soft-cpu/triple-fault", test_triple_fault);
+    g_test_add_func("/soft-cpu/unimplemented-ud", test_unimplemented_ud);
+    g_test_add_func("/soft-cpu/insn-limit", test_insn_limit);
+    g_test_add_func("/soft-cpu/sipi", test_sipi);
+    return g_test_run();
+}
