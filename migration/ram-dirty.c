@@ -1,7 +1,7 @@
 /*
  * RAM migration bitmaps: which pages of each block the source still has
  * to send. Filled at setup with the pages that exist in the host mapping,
- * then at every sync with KVM's dirty log (vCPU writes) and the blocks'
+ * then at every sync with the accelerator's dirty log (vCPU writes) and the blocks'
  * VMM bitmaps (Ferry's own writes). Runs with the BQL held; every pass is
  * a word at a time, so a sync costs O(RAM / 64 pages).
  */
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "migration/migration.h"
 #include "migration/ram.h"
 
@@ -266,7 +266,7 @@ static bool ram_dirty_collect(RAMState *rs, bool discard, GError **errp)
 
     for (unsigned i = 0; i < rs->nr_slots; i++) {
         RAMMigSlot *s = &rs->slots[i];
-        if (!kvm_slot_get_dirty_log(s->index, s->log, errp)) {
+        if (!accel_slot_get_dirty_log(s->index, s->log, errp)) {
             return false;
         }
         if (!discard) {
@@ -286,7 +286,7 @@ static bool ram_dirty_collect(RAMState *rs, bool discard, GError **errp)
 }
 
 /* The block whose mapping holds the whole of slot @ks, or NULL. */
-static RAMMigBlock *ram_dirty_slot_block(RAMState *rs, const KVMSlot *ks, uint64_t *first_page)
+static RAMMigBlock *ram_dirty_slot_block(RAMState *rs, const AccelSlot *ks, uint64_t *first_page)
 {
     uintptr_t host = (uintptr_t)ks->host;
     for (unsigned i = 0; i < rs->nr_blocks; i++) {
@@ -331,17 +331,17 @@ bool ram_dirty_setup(RAMState *rs, GError **errp)
         b->bmap = g_new0(unsigned long, MAX(WORDS_FOR(b->pages), 1));
     }
 
-    int nr = kvm_slot_count();
+    int nr = accel_slot_count();
     rs->nr_slots = nr > 0 ? (unsigned)nr : 0;
     rs->slots = g_new0(RAMMigSlot, MAX(rs->nr_slots, 1));
     for (unsigned i = 0; i < rs->nr_slots; i++) {
         RAMMigSlot *s = &rs->slots[i];
-        const KVMSlot *ks = kvm_slot_get((int)i);
+        const AccelSlot *ks = accel_slot_get((int)i);
         s->index = (int)i;
         s->block = ks ? ram_dirty_slot_block(rs, ks, &s->first_page) : NULL;
         if (!s->block) {
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED,
-                        "ram: KVM memory slot %u is not inside any RAM block", i);
+                        "ram: guest RAM slot %u is not inside any RAM block", i);
             return false;
         }
         s->pages = ks->size / TARGET_PAGE_SIZE;
@@ -355,7 +355,7 @@ bool ram_dirty_setup(RAMState *rs, GError **errp)
      * it is in the next sync's log, so none falls between the two.
      */
     for (unsigned i = 0; i < rs->nr_slots; i++) {
-        if (!kvm_slot_set_dirty_logging(rs->slots[i].index, true, errp)) {
+        if (!accel_slot_set_dirty_logging(rs->slots[i].index, true, errp)) {
             return false;
         }
         rs->slots[i].logging = true;
@@ -391,7 +391,7 @@ void ram_dirty_cleanup(RAMState *rs)
         RAMMigSlot *s = &rs->slots[i];
         if (s->logging) {
             g_autoptr(GError) err = NULL;
-            if (!kvm_slot_set_dirty_logging(s->index, false, &err)) {
+            if (!accel_slot_set_dirty_logging(s->index, false, &err)) {
                 g_warning("ram: turning dirty logging off: %s", err->message);
             }
             s->logging = false;

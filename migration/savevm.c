@@ -10,6 +10,7 @@
 #include "migration/options.h"
 #include "migration/register.h"
 #include "migration/savevm.h"
+#include "system/accel.h"
 #include "system/cpus.h"
 #include "system/main-loop.h"
 #include "system/ramblock.h"
@@ -154,6 +155,8 @@ static void savevm_put_configuration(QEMUFile *f)
     } else {
         CFG_PUT(0, 1);
     }
+    /* Whose vCPU and interrupt-controller state the device sections carry. */
+    CFG_PUT_STR(accel_current()->name);
 #undef CFG_PUT
 #undef CFG_PUT_STR
 
@@ -434,7 +437,22 @@ static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
                     blocks->len);
         return false;
     }
-    return loadvm_check_multifd(f, &r, errp);
+    if (!loadvm_check_multifd(f, &r, errp)) {
+        return false;
+    }
+    /* Streams from before the software CPU carry no accelerator: they are KVM's. */
+    g_autofree char *accel = r.left > 0 ? cfg_get_str(&r) : g_strdup("kvm");
+    if (r.bad) {
+        return loadvm_fail(errp, f, "malformed configuration section");
+    }
+    if (strcmp(accel, accel_current()->name) != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "accelerator mismatch: the source ran on %s, this VM runs on %s, and "
+                    "their vCPU and interrupt controller state differ (use the same -accel "
+                    "on both sides)", accel, accel_current()->name);
+        return false;
+    }
+    return true;
 }
 
 static bool loadvm_check_footer(QEMUFile *f, SaveStateEntry *se, uint32_t section_id,

@@ -43,6 +43,10 @@ static bool opt_accel(FerryConfig *cfg, const char *arg, GError **errp)
         g_set_error(errp, CMDLINE_ERROR, 0, "Parameter 'accel' is missing");
         return false;
     }
+    if (strcmp(name, "help") == 0) {
+        cfg->accel_help = true;
+        return true;
+    }
     /* Accelerator properties (e.g. kvm's dirty-ring-size) come in later issues. */
     if (opts_count(o) > 1) {
         g_set_error(errp, CMDLINE_ERROR, 0, "Property '%s.%s' not found", name,
@@ -82,15 +86,17 @@ static bool opt_cpu(FerryConfig *cfg, const char *arg, GError **errp)
         cfg->cpu_help = true;
         return true;
     }
-    if (strcmp(parts[0], "host") != 0 && strcmp(parts[0], "max") != 0) {
+    if (strcmp(parts[0], "host") != 0 && strcmp(parts[0], "max") != 0 &&
+        strcmp(parts[0], "qemu64") != 0) {
         g_set_error(errp, CMDLINE_ERROR, 0,
-                    "unable to find CPU model '%s' (Ferry offers 'host' and 'max')", parts[0]);
+                    "unable to find CPU model '%s' (Ferry offers 'host', 'max' and 'qemu64')",
+                    parts[0]);
         return false;
     }
     if (parts[1]) {
         g_set_error(errp, CMDLINE_ERROR, 0,
-                    "CPU feature '%s': feature flags are not supported; 'host' passes "
-                    "through what KVM supports", parts[1]);
+                    "CPU feature '%s': feature flags are not supported; each model has a "
+                    "fixed feature set (-cpu help)", parts[1]);
         return false;
     }
     g_free(cfg->cpu_model);
@@ -338,9 +344,11 @@ static const CmdlineOption cmdline_options[] = {
     { "machine", true, opt_machine, "[type=]name[,memory-backend=id]",
       "select the machine (-machine help lists them)" },
     { "M", true, opt_machine, NULL, NULL },
-    { "accel", true, opt_accel, "kvm|qtest", "accelerator; repeat to list fallbacks" },
+    { "accel", true, opt_accel, "kvm|tcg|qtest",
+      "accelerator (tcg: the software CPU); repeat to list fallbacks; default kvm, then tcg" },
     { "enable-kvm", false, opt_enable_kvm, NULL, "same as -accel kvm" },
-    { "cpu", true, opt_cpu, "host|max", "CPU model (KVM's supported CPUID)" },
+    { "cpu", true, opt_cpu, "host|max|qemu64",
+      "CPU model: host needs KVM; max is the default (-cpu help)" },
     { "smp", true, opt_smp, "[cpus=]n", "number of vCPUs, 1 to 64" },
     { "m", true, opt_m, "[size=]megs[K|M|G|T]", "guest RAM size (default 128M)" },
     { "object", true, opt_object,
@@ -413,7 +421,6 @@ FerryConfig *ferry_cmdline_parse(int argc, char **argv, GError **errp)
 
     cfg->accels = g_ptr_array_new_with_free_func(g_free);
     cfg->machine = opts_parse("", NULL, NULL);
-    cfg->cpu_model = g_strdup("host");
     cfg->smp = 1;
     cfg->ram_size = 128ULL << 20;
     cfg->objects = g_ptr_array_new_with_free_func((GDestroyNotify)opts_free);

@@ -13,7 +13,7 @@
 #include <glib-unix.h>
 
 #include "ferry-config.h"
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "chardev/char.h"
 #include "hw/virtio/virtio-devices.h"
 #include "hw/x86/pc.h"
@@ -52,7 +52,7 @@ static void die(const char *fmt, ...)
 static void print_version(void)
 {
     printf("Ferry emulator version %s\n", FERRY_VERSION);
-    printf("A KVM virtual machine monitor with a QEMU-compatible interface\n");
+    printf("A virtual machine monitor (KVM or its own software CPU) with a QEMU-compatible interface\n");
 }
 
 static gboolean on_terminate_signal(gpointer data)
@@ -63,12 +63,15 @@ static gboolean on_terminate_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-/* Chooses the accelerator: the first listed that works, KVM by default. */
+/*
+ * Chooses the accelerator: the first listed (-accel, then -machine
+ * accel=a:b) that works here; kvm then tcg when none is named.
+ */
 static void setup_accelerator(FerryConfig *cfg)
 {
     const char *legacy = opts_get(cfg->machine, "accel");
     g_autoptr(GPtrArray) wanted = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GString) failures = g_string_new(NULL);
+    g_autoptr(GError) err = NULL;
 
     for (guint i = 0; i < cfg->accels->len; i++) {
         g_ptr_array_add(wanted, g_strdup(g_ptr_array_index(cfg->accels, i)));
@@ -79,28 +82,30 @@ static void setup_accelerator(FerryConfig *cfg)
             g_ptr_array_add(wanted, g_strdup(names[i]));
         }
     }
-    if (wanted->len == 0) {
-        g_ptr_array_add(wanted, g_strdup("kvm"));
+    AccelCPUConfig acfg = { .model = cfg->cpu_model, .nr_cpus = cfg->smp };
+    if (!accel_setup(wanted, &acfg, &err)) {
+        die("%s", err->message);
     }
-    for (guint i = 0; i < wanted->len; i++) {
-        const char *name = g_ptr_array_index(wanted, i);
-        g_autoptr(GError) err = NULL;
-        if (strcmp(name, "kvm") == 0 || strcmp(name, "qtest") == 0) {
-            /* qtest drives a KVM machine here: tests look into a real guest. */
-            if (kvm_init(&err)) {
-                return;
-            }
-            g_string_append_printf(failures, "%s%s: %s", failures->len ? "; " : "", name,
-                                   err->message);
-        } else if (strcmp(name, "tcg") == 0 || strcmp(name, "xen") == 0 ||
-                   strcmp(name, "hvf") == 0 || strcmp(name, "whpx") == 0) {
-            g_string_append_printf(failures, "%saccelerator '%s' is not supported by Ferry",
-                                   failures->len ? "; " : "", name);
-        } else {
-            die("-accel %s: invalid accelerator %s", name, name);
+}
+
+/* Refuse an unknown accelerator name before anything starts. */
+static void check_accelerator_names(FerryConfig *cfg)
+{
+    const char *legacy = opts_get(cfg->machine, "accel");
+    g_auto(GStrv) legacy_names = g_strsplit(legacy ? legacy : "", ":", -1);
+
+    for (guint i = 0; i < cfg->accels->len; i++) {
+        const char *name = g_ptr_array_index(cfg->accels, i);
+        if (!accel_name_known(name)) {
+            die("-accel %s: invalid accelerator %s (kvm, tcg, qtest)", name, name);
         }
     }
-    die("no accelerator could be initialized (%s)", failures->str);
+    for (int i = 0; legacy_names[i]; i++) {
+        if (!accel_name_known(legacy_names[i])) {
+            die("-machine accel=%s: invalid accelerator %s (kvm, tcg, qtest)", legacy,
+                legacy_names[i]);
+        }
+    }
 }
 
 static const char *drive_boot_path(FerryConfig *cfg)
@@ -325,8 +330,17 @@ int main(int argc, char **argv)
         return 0;
     }
     if (cfg->cpu_help) {
-        printf("Available CPUs:\n  host   KVM processor with all supported host features\n"
-               "  max    same as host\n");
+        printf("Available CPUs:\n"
+               "  host    KVM processor with all supported host features (KVM only)\n"
+               "  max     KVM: same as host; tcg: every feature the software CPU has\n"
+               "  qemu64  tcg: the software CPU's baseline x86-64 model\n");
+        return 0;
+    }
+    if (cfg->accel_help) {
+        printf("Accelerators supported in QEMU binary:\n");
+        for (const char *const *n = accel_names(); *n; n++) {
+            printf("%s\n", *n);
+        }
         return 0;
     }
 
@@ -340,6 +354,7 @@ int main(int argc, char **argv)
     if (!opts_check_all_used(cfg->machine, &err)) {
         die("-machine: %s", err->message);
     }
+    check_accelerator_names(cfg);
     if (cfg->daemonize && (cfg->nographic || stdio_is_claimed(cfg))) {
         die("-daemonize: cannot be used with -nographic or stdio character devices");
     }
@@ -373,8 +388,6 @@ int main(int argc, char **argv)
             die("-chardev %s: %s", spec, err->message);
         }
     }
-    setup_accelerator(cfg);
-
     /* Devices first: Linux learns of virtio-mmio devices from its command line. */
     g_autoptr(GString) devices_cmdline = g_string_new(NULL);
     if (!virtio_devices_create(cfg, devices_cmdline, &err)) {
@@ -406,6 +419,8 @@ int main(int argc, char **argv)
     setup_monitors(cfg);
     /* RAM registers first, so its sections lead the stream. */
     migration_init();
+    /* Last, once every option has been checked: this may open /dev/kvm. */
+    setup_accelerator(cfg);
     if (!pc_machine_init(&mc, &err)) {
         die("%s", err->message);
     }
@@ -447,7 +462,7 @@ int main(int argc, char **argv)
     int status = main_loop_run();
 
     cpus_pause_all();
-    kvm_cpus_destroy();
+    cpus_destroy();
     chardev_cleanup_all();
     if (pidfile_path) {
         unlink(pidfile_path);

@@ -61,11 +61,21 @@ void *guest_phys_to_host(uint64_t gpa, uint64_t len)
     return r->block->host + r->block_offset + (gpa - r->gpa);
 }
 
+static GuestRAMWriteNotifier write_notifier;
+
+void guest_ram_set_write_notifier(GuestRAMWriteNotifier fn)
+{
+    write_notifier = fn;
+}
+
 void guest_ram_mark_dirty(uint64_t gpa, uint64_t len)
 {
     const GuestRAMRange *r = guest_ram_lookup(gpa, len);
     if (r) {
         ramblock_mark_vmm_dirty(r->block, r->block_offset + (gpa - r->gpa), len);
+        if (write_notifier) {
+            write_notifier(gpa, len);
+        }
     }
 }
 
@@ -78,6 +88,9 @@ bool guest_phys_write(uint64_t gpa, const void *buf, size_t len)
     uint64_t off = r->block_offset + (gpa - r->gpa);
     memcpy(r->block->host + off, buf, len);
     ramblock_mark_vmm_dirty(r->block, off, len);
+    if (write_notifier) {
+        write_notifier(gpa, len);
+    }
     return true;
 }
 

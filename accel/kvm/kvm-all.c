@@ -6,9 +6,11 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accel/kvm.h"
+#include "system/accel.h"
 
 KVMState *kvm_state;
 
@@ -16,12 +18,49 @@ KVMState *kvm_state;
 #define KVM_TSS_ADDR          0xfffbd000
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000
 
-bool kvm_available(char **why)
+/*
+ * Open /dev/kvm, making sure it is KVM: a regular file of that name (a
+ * probe that created it, on a host without KVM) must not pass for one.
+ */
+static int kvm_open_device(GError **errp)
 {
+    struct stat st;
+    if (stat("/dev/kvm", &st) < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "/dev/kvm: %s (this host does not expose KVM)", g_strerror(errno));
+        return -1;
+    }
+    if (!S_ISCHR(st.st_mode)) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "/dev/kvm is not a KVM device (it is not a character device)");
+        return -1;
+    }
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
+        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "Could not access KVM kernel module: %s", g_strerror(errno));
+        return -1;
+    }
+    int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    version < 0 ? "/dev/kvm does not answer KVM_GET_API_VERSION: "
+                                  "it is not a KVM device"
+                                : "KVM API version %d, Ferry needs %d",
+                    version, KVM_API_VERSION);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool kvm_available(char **why)
+{
+    g_autoptr(GError) err = NULL;
+    int fd = kvm_open_device(&err);
+    if (fd < 0) {
         if (why) {
-            *why = g_strdup_printf("cannot open /dev/kvm: %s", g_strerror(errno));
+            *why = g_strdup(err->message);
         }
         return false;
     }
@@ -44,7 +83,7 @@ int kvm_vm_ioctl(unsigned long request, void *arg)
 
 int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg)
 {
-    int r = ioctl(cpu->fd, request, arg);
+    int r = ioctl(cpu->accel->fd, request, arg);
     return r < 0 ? -errno : r;
 }
 
@@ -82,21 +121,13 @@ bool kvm_init(GError **errp)
 {
     KVMState *s = g_new0(KVMState, 1);
     s->vmfd = -1;
-    s->fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    s->fd = kvm_open_device(errp);
     if (s->fd < 0) {
-        g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "Could not access KVM kernel module: %s", g_strerror(errno));
         g_free(s);
         return false;
     }
     kvm_state = s;
 
-    int version = ioctl(s->fd, KVM_GET_API_VERSION, 0);
-    if (version != KVM_API_VERSION) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "KVM API version %d, Ferry needs %d", version, KVM_API_VERSION);
-        goto fail;
-    }
     do {
         s->vmfd = ioctl(s->fd, KVM_CREATE_VM, 0);
     } while (s->vmfd < 0 && errno == EINTR);
@@ -149,26 +180,15 @@ fail:
     return false;
 }
 
-#define KVM_MAX_TRACKED_SLOTS 32
+/* The slot's current flags (dirty logging), indexed like the generic slots. */
+static uint32_t kvm_slot_flags[64];
 
-static KVMSlot kvm_slots[KVM_MAX_TRACKED_SLOTS];
-static int kvm_nr_slots;
-
-int kvm_slot_count(void)
+static bool kvm_slot_commit(int slot, uint32_t flags, GError **errp)
 {
-    return kvm_nr_slots;
-}
-
-const KVMSlot *kvm_slot_get(int index)
-{
-    return index >= 0 && index < kvm_nr_slots ? &kvm_slots[index] : NULL;
-}
-
-static bool kvm_slot_commit(KVMSlot *s, GError **errp)
-{
+    const AccelSlot *s = accel_slot_get(slot);
     struct kvm_userspace_memory_region region = {
-        .slot = (uint32_t)s->slot,
-        .flags = s->flags,
+        .slot = (uint32_t)slot,
+        .flags = flags,
         .guest_phys_addr = s->gpa,
         .memory_size = s->size,
         .userspace_addr = (uintptr_t)s->host,
@@ -176,71 +196,120 @@ static bool kvm_slot_commit(KVMSlot *s, GError **errp)
     if (ioctl(kvm_state->vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "KVM_SET_USER_MEMORY_REGION (slot %d, gpa 0x%" G_GINT64_MODIFIER "x): %s",
-                    s->slot, s->gpa, g_strerror(errno));
+                    slot, s->gpa, g_strerror(errno));
         return false;
     }
+    kvm_slot_flags[slot] = flags;
     return true;
 }
 
-bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp)
+static bool kvm_dirty_log_enable(int slot, bool on, GError **errp)
 {
-    KVMSlot *s = &kvm_slots[index];
-    uint32_t old = s->flags;
-    s->flags = on ? (old | KVM_MEM_LOG_DIRTY_PAGES) : (old & ~KVM_MEM_LOG_DIRTY_PAGES);
-    if (s->flags == old) {
-        return true;
-    }
-    if (!kvm_slot_commit(s, errp)) {
-        s->flags = old;
-        return false;
-    }
-    return true;
+    uint32_t flags = kvm_slot_flags[slot];
+    flags = on ? (flags | KVM_MEM_LOG_DIRTY_PAGES) : (flags & ~KVM_MEM_LOG_DIRTY_PAGES);
+    return flags == kvm_slot_flags[slot] || kvm_slot_commit(slot, flags, errp);
 }
 
-bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
+static bool kvm_dirty_log_fetch(int slot, unsigned long *bitmap, GError **errp)
 {
-    struct kvm_dirty_log log = { .slot = (uint32_t)kvm_slots[index].slot };
+    struct kvm_dirty_log log = { .slot = (uint32_t)slot };
     log.dirty_bitmap = bitmap;
     if (ioctl(kvm_state->vmfd, KVM_GET_DIRTY_LOG, &log) < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "KVM_GET_DIRTY_LOG (slot %d): %s", kvm_slots[index].slot, g_strerror(errno));
+                    "KVM_GET_DIRTY_LOG (slot %d): %s", slot, g_strerror(errno));
         return false;
     }
     return true;
 }
 
-int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp)
+static bool kvm_map_ram(int slot, uint64_t gpa, uint64_t size, void *host, GError **errp)
 {
-    static int next_slot;
     struct kvm_userspace_memory_region region = {
-        .slot = (uint32_t)next_slot,
+        .slot = (uint32_t)slot,
         .flags = 0,
         .guest_phys_addr = gpa,
         .memory_size = size,
         .userspace_addr = (uintptr_t)host,
     };
-    if (next_slot >= kvm_state->nr_slots) {
+    if (slot >= kvm_state->nr_slots || slot >= (int)G_N_ELEMENTS(kvm_slot_flags)) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "out of KVM memory slots");
-        return -1;
+        return false;
     }
     if (ioctl(kvm_state->vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "KVM_SET_USER_MEMORY_REGION (gpa 0x%" G_GINT64_MODIFIER "x, "
                     "size 0x%" G_GINT64_MODIFIER "x): %s", gpa, size, g_strerror(errno));
-        return -1;
+        return false;
     }
-    if (kvm_nr_slots < KVM_MAX_TRACKED_SLOTS) {
-        kvm_slots[kvm_nr_slots++] = (KVMSlot) {
-            .slot = next_slot, .gpa = gpa, .size = size, .host = host, .flags = 0,
-        };
-    }
-    return next_slot++;
+    kvm_slot_flags[slot] = 0;
+    return true;
 }
 
-void kvm_set_irq(int irq, int level)
+static void kvm_set_irq(int irq, int level)
 {
     struct kvm_irq_level event = { .irq = (uint32_t)irq, .level = (uint32_t)level };
     if (ioctl(kvm_state->vmfd, KVM_IRQ_LINE, &event) < 0) {
         g_warning("KVM_IRQ_LINE %d: %s", irq, g_strerror(errno));
     }
 }
+
+static bool kvm_check_cpu_model(const char *model, GError **errp)
+{
+    if (model && strcmp(model, "host") != 0 && strcmp(model, "max") != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "-cpu %s: KVM offers 'host' and 'max' (the host's CPU)", model);
+        return false;
+    }
+    return true;
+}
+
+static bool kvm_accel_init(const AccelCPUConfig *cfg, GError **errp)
+{
+    return kvm_init(errp);
+}
+
+static void kvm_cpu_signature(uint32_t *eax, uint32_t *edx)
+{
+    const struct kvm_cpuid2 *cpuid = kvm_state->supported_cpuid;
+
+    *eax = *edx = 0;
+    for (uint32_t i = 0; i < cpuid->nent; i++) {
+        if (cpuid->entries[i].function == 1) {
+            *eax = cpuid->entries[i].eax;
+            *edx = cpuid->entries[i].edx;
+        }
+    }
+}
+
+static bool kvm_irqchip_init(GError **errp)
+{
+    return kvm_irqchip_capture_reset(errp);
+}
+
+static bool kvm_vcpu_init(CPUState *cpu, GError **errp)
+{
+    return kvm_vcpu_create(cpu, cpus_count(), errp);
+}
+
+const AccelOps accel_kvm_ops = {
+    .name = "kvm",
+    .runs_guest_code = true,
+    .available = kvm_available,
+    .check_cpu_model = kvm_check_cpu_model,
+    .init = kvm_accel_init,
+    .map_ram = kvm_map_ram,
+    .dirty_log_enable = kvm_dirty_log_enable,
+    .dirty_log_fetch = kvm_dirty_log_fetch,
+    .vcpu_init = kvm_vcpu_init,
+    .vcpu_exec = kvm_vcpu_exec,
+    .vcpu_park = kvm_vcpu_park,
+    .vcpu_kick = kvm_vcpu_kick,
+    .vcpu_reset = kvm_vcpu_reset,
+    .vcpu_get_state = kvm_vcpu_get_state,
+    .vcpu_set_state = kvm_vcpu_set_state,
+    .irqchip_init = kvm_irqchip_init,
+    .irqchip_reset = kvm_irqchip_reset,
+    .register_vmstate = kvm_irqchip_register_vmstate,
+    .set_irq = kvm_set_irq,
+    .cpu_signature = kvm_cpu_signature,
+};

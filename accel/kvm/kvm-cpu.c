@@ -1,6 +1,6 @@
 /*
- * vCPU threads: KVM_RUN, exits dispatched to devices under the BQL, and
- * the pause/resume handshake that stop, cont, reset and migration use.
+ * KVM vCPUs: creation, KVM_RUN and its exits (dispatched to devices under
+ * the BQL), the kick, reset, and the state in accelerator-neutral form.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,131 +18,26 @@
 #include "system/main-loop.h"
 #include "system/runstate.h"
 #include "system/runstate-internal.h"
+#include "system/accel.h"
 
 #define SIG_VCPU_KICK SIGUSR1
-
-static CPUState **cpus;
-static int nr_cpus;
-static bool all_stop = true;    /* BQL */
-static GCond pause_cond;        /* a vCPU stopped */
-static GCond resume_cond;       /* stop flags cleared */
-
-int cpus_count(void)
-{
-    return nr_cpus;
-}
-
-CPUState *kvm_cpu(int index)
-{
-    return index >= 0 && index < nr_cpus ? cpus[index] : NULL;
-}
-
-int cpus_thread_id(int index)
-{
-    CPUState *cpu = kvm_cpu(index);
-    return cpu ? g_atomic_int_get(&cpu->thread_id) : 0;
-}
 
 static void kvm_cpu_kick_handler(int sig)
 {
     /* Only there to interrupt KVM_RUN. */
 }
 
-static void kvm_cpu_kick(CPUState *cpu)
+void kvm_vcpu_kick(CPUState *cpu)
 {
-    cpu->run->immediate_exit = 1;
+    cpu->accel->run->immediate_exit = 1;
     if (cpu->thread_started) {
         pthread_kill(cpu->pthread, SIG_VCPU_KICK);
     }
 }
 
-/*
- * CPU throttling for auto-converge: a thread kicks every vCPU each period;
- * a kicked vCPU sleeps for its share of the period outside the guest.
- */
-#define THROTTLE_PERIOD_US 10000
-
-static int throttle_percent;
-static GThread *throttle_thread;
-static GMutex throttle_lock;
-static GCond throttle_cond;
-
-static gpointer kvm_cpu_throttle_thread(gpointer opaque)
-{
-    g_mutex_lock(&throttle_lock);
-    while (g_atomic_int_get(&throttle_percent) > 0) {
-        gint64 next = g_get_monotonic_time() + THROTTLE_PERIOD_US;
-        for (int i = 0; i < nr_cpus; i++) {
-            g_atomic_int_set(&cpus[i]->throttle_pending, 1);
-            cpus[i]->run->immediate_exit = 1;
-            if (cpus[i]->thread_started) {
-                pthread_kill(cpus[i]->pthread, SIG_VCPU_KICK);
-            }
-        }
-        while (g_atomic_int_get(&throttle_percent) > 0 &&
-               g_cond_wait_until(&throttle_cond, &throttle_lock, next)) {
-            /* Woken for a new percentage: keep the period. */
-        }
-    }
-    g_mutex_unlock(&throttle_lock);
-    return NULL;
-}
-
-void cpus_set_throttle(int percent)
-{
-    percent = CLAMP(percent, 0, 99);
-    g_mutex_lock(&throttle_lock);
-    int old = g_atomic_int_get(&throttle_percent);
-    g_atomic_int_set(&throttle_percent, percent);
-    g_cond_broadcast(&throttle_cond);
-    GThread *to_join = NULL;
-    if (percent > 0 && old == 0) {
-        if (throttle_thread) {
-            to_join = throttle_thread;
-        }
-        throttle_thread = g_thread_new("cpu-throttle", kvm_cpu_throttle_thread, NULL);
-    } else if (percent == 0 && throttle_thread) {
-        to_join = throttle_thread;
-        throttle_thread = NULL;
-    }
-    g_mutex_unlock(&throttle_lock);
-    if (to_join) {
-        g_thread_join(to_join);
-    }
-}
-
-int cpus_get_throttle(void)
-{
-    return g_atomic_int_get(&throttle_percent);
-}
-
-/* The vCPU's share of sleep for one throttle period, outside any lock. */
-static void kvm_cpu_throttle_sleep(CPUState *cpu)
-{
-    if (!g_atomic_int_compare_and_exchange(&cpu->throttle_pending, 1, 0)) {
-        return;
-    }
-    int pct = g_atomic_int_get(&throttle_percent);
-    if (pct <= 0) {
-        return;
-    }
-    gint64 sleep_us = (gint64)THROTTLE_PERIOD_US * pct / (100 - pct);
-    g_usleep((gulong)MIN(sleep_us, 1000000));
-}
-
-static gboolean kvm_cpu_report_error(gpointer opaque)
-{
-    CPUState *cpu = opaque;
-    g_autoptr(GString) regs = g_string_new(NULL);
-    cpus_dump_registers(cpu->index, regs);
-    fprintf(stderr, "%s", regs->str);
-    vm_stop(RUN_STATE_INTERNAL_ERROR);
-    return G_SOURCE_REMOVE;
-}
-
 static void kvm_cpu_handle_io(CPUState *cpu)
 {
-    struct kvm_run *run = cpu->run;
+    struct kvm_run *run = cpu->accel->run;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     unsigned size = run->io.size;
 
@@ -160,7 +55,7 @@ static void kvm_cpu_handle_io(CPUState *cpu)
 
 static void kvm_cpu_handle_mmio(CPUState *cpu)
 {
-    struct kvm_run *run = cpu->run;
+    struct kvm_run *run = cpu->accel->run;
     unsigned len = run->mmio.len;
 
     if (len > 8) {
@@ -179,16 +74,16 @@ static void kvm_cpu_handle_mmio(CPUState *cpu)
 /* Handle one exit with the BQL held; false stops this vCPU. */
 static bool kvm_cpu_handle_exit(CPUState *cpu)
 {
-    struct kvm_run *run = cpu->run;
+    struct kvm_run *run = cpu->accel->run;
 
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         kvm_cpu_handle_io(cpu);
-        cpu->exit_needs_completion = true;
+        cpu->accel->exit_needs_completion = true;
         return true;
     case KVM_EXIT_MMIO:
         kvm_cpu_handle_mmio(cpu);
-        cpu->exit_needs_completion = true;
+        cpu->accel->exit_needs_completion = true;
         return true;
     case KVM_EXIT_HLT:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
@@ -212,101 +107,100 @@ static bool kvm_cpu_handle_exit(CPUState *cpu)
         break;
     case KVM_EXIT_INTERNAL_ERROR:
         fprintf(stderr, "KVM internal error. Suberror: %u\n", run->internal.suberror);
-        main_loop_schedule(kvm_cpu_report_error, cpu);
+        cpu_report_error(cpu);
         return false;
     case KVM_EXIT_FAIL_ENTRY:
         fprintf(stderr, "KVM: entry failed, hardware error 0x%llx\n",
                 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-        main_loop_schedule(kvm_cpu_report_error, cpu);
+        cpu_report_error(cpu);
         return false;
     default:
         break;
     }
     fprintf(stderr, "KVM: unhandled exit reason %u on CPU %d\n", run->exit_reason, cpu->index);
-    main_loop_schedule(kvm_cpu_report_error, cpu);
+    cpu_report_error(cpu);
     return false;
 }
 
-static gpointer kvm_cpu_thread(gpointer opaque)
+void kvm_vcpu_park(CPUState *cpu)
 {
-    CPUState *cpu = opaque;
+    AccelCPUState *kc = cpu->accel;
 
-    g_atomic_int_set(&cpu->thread_id, (int)syscall(SYS_gettid));
-    bql_lock();
-    cpu->pthread = pthread_self();
-    cpu->thread_started = true;
-    for (;;) {
-        while (all_stop || cpu->self_stop || cpu->exit_thread) {
-            if (cpu->exit_needs_completion && !cpu->exit_thread) {
-                /*
-                 * An IN or MMIO read is only finished when KVM writes the
-                 * result into the registers on the next KVM_RUN; do that now
-                 * (immediate_exit returns before guest code runs), so the
-                 * state a parked vCPU reports is complete.
-                 */
-                cpu->exit_needs_completion = false;
-                cpu->run->immediate_exit = 1;
-                bql_unlock();
-                ioctl(cpu->fd, KVM_RUN, 0);
-                bql_lock();
-                continue;
-            }
-            if (!cpu->stopped) {
-                cpu->stopped = true;
-                g_cond_broadcast(&pause_cond);
-            }
-            if (cpu->exit_thread) {
-                bql_unlock();
-                return NULL;
-            }
-            bql_cond_wait(&resume_cond);
-        }
-        cpu->stopped = false;
-        cpu->exit_needs_completion = false;
-        cpu->run->immediate_exit = 0;
+    if (kc->exit_needs_completion) {
+        /*
+         * An IN or MMIO read is only finished when KVM writes the result
+         * into the registers on the next KVM_RUN; do that now
+         * (immediate_exit returns before guest code runs), so the state a
+         * parked vCPU reports is complete.
+         */
+        kc->exit_needs_completion = false;
+        kc->run->immediate_exit = 1;
         bql_unlock();
-
-        int r = ioctl(cpu->fd, KVM_RUN, 0);
-        int err = errno;
-
-        kvm_cpu_throttle_sleep(cpu);
+        ioctl(kc->fd, KVM_RUN, 0);
         bql_lock();
-        if (r < 0) {
-            if (err == EINTR || err == EAGAIN) {
-                continue;
-            }
-            fprintf(stderr, "KVM_RUN on CPU %d: %s\n", cpu->index, g_strerror(err));
-            cpu->self_stop = true;
-            main_loop_schedule(kvm_cpu_report_error, cpu);
-            continue;
-        }
-        if (!kvm_cpu_handle_exit(cpu)) {
-            cpu->self_stop = true;
-        }
     }
 }
 
-static bool kvm_cpu_init_one(CPUState *cpu, GError **errp)
+bool kvm_vcpu_exec(CPUState *cpu)
 {
-    cpu->fd = ioctl(kvm_state->vmfd, KVM_CREATE_VCPU, (unsigned long)cpu->index);
-    if (cpu->fd < 0) {
+    AccelCPUState *kc = cpu->accel;
+
+    kc->exit_needs_completion = false;
+    kc->run->immediate_exit = 0;
+    bql_unlock();
+    int r = ioctl(kc->fd, KVM_RUN, 0);
+    int err = errno;
+    bql_lock();
+    if (r < 0) {
+        if (err == EINTR || err == EAGAIN) {
+            return true;
+        }
+        fprintf(stderr, "KVM_RUN on CPU %d: %s\n", cpu->index, g_strerror(err));
+        cpu_report_error(cpu);
+        return false;
+    }
+    return kvm_cpu_handle_exit(cpu);
+}
+
+static bool kvm_cpu_init_one(CPUState *cpu, int nr_cpus, GError **errp);
+
+bool kvm_vcpu_create(CPUState *cpu, int nr_cpus, GError **errp)
+{
+    static bool kick_handler_installed;
+    if (!kick_handler_installed) {
+        struct sigaction sa = { .sa_handler = kvm_cpu_kick_handler };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIG_VCPU_KICK, &sa, NULL);
+        kick_handler_installed = true;
+    }
+    cpu->accel = g_new0(AccelCPUState, 1);
+    cpu->accel->fd = -1;
+    return kvm_cpu_init_one(cpu, nr_cpus, errp);
+}
+
+static bool kvm_cpu_init_one(CPUState *cpu, int nr_cpus, GError **errp)
+{
+    AccelCPUState *kc = cpu->accel;
+
+    kc->fd = ioctl(kvm_state->vmfd, KVM_CREATE_VCPU, (unsigned long)cpu->index);
+    if (kc->fd < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "KVM_CREATE_VCPU %d: %s", cpu->index, g_strerror(errno));
         return false;
     }
-    cpu->run = mmap(NULL, kvm_state->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    cpu->fd, 0);
-    if (cpu->run == MAP_FAILED) {
+    kc->run = mmap(NULL, kvm_state->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                   kc->fd, 0);
+    if (kc->run == MAP_FAILED) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "mmap of vCPU %d's run area: %s", cpu->index, g_strerror(errno));
-        cpu->run = NULL;
+        kc->run = NULL;
         return false;
     }
     g_autofree struct kvm_cpuid2 *cpuid = kvm_cpuid_for_vcpu(cpu->index, nr_cpus, errp);
     if (!cpuid) {
         return false;
     }
-    if (ioctl(cpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
+    if (ioctl(kc->fd, KVM_SET_CPUID2, cpuid) < 0) {
         g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno),
                     "KVM_SET_CPUID2 on vCPU %d: %s", cpu->index, g_strerror(errno));
         return false;
@@ -314,96 +208,15 @@ static bool kvm_cpu_init_one(CPUState *cpu, GError **errp)
 
     /* Local interrupt pins as a PC wires them: LINT0 ExtINT, LINT1 NMI. */
     struct kvm_lapic_state lapic;
-    if (ioctl(cpu->fd, KVM_GET_LAPIC, &lapic) == 0) {
+    if (ioctl(kc->fd, KVM_GET_LAPIC, &lapic) == 0) {
         uint32_t *lvt0 = (uint32_t *)&lapic.regs[0x350];
         uint32_t *lvt1 = (uint32_t *)&lapic.regs[0x360];
         *lvt0 = (*lvt0 & ~0x700u) | (7u << 8);      /* ExtINT */
         *lvt1 = (*lvt1 & ~0x700u) | (4u << 8);      /* NMI */
-        ioctl(cpu->fd, KVM_SET_LAPIC, &lapic);
-        cpu->reset_lapic = lapic;
+        ioctl(kc->fd, KVM_SET_LAPIC, &lapic);
+        kc->reset_lapic = lapic;
     }
     return true;
-}
-
-bool kvm_cpus_create(int n, GError **errp)
-{
-    struct sigaction sa = { .sa_handler = kvm_cpu_kick_handler };
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIG_VCPU_KICK, &sa, NULL);
-
-    nr_cpus = n;
-    cpus = g_new0(CPUState *, n);
-    for (int i = 0; i < n; i++) {
-        cpus[i] = g_new0(CPUState, 1);
-        cpus[i]->index = i;
-        cpus[i]->fd = -1;
-        if (!kvm_cpu_init_one(cpus[i], errp)) {
-            return false;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        g_autofree char *name = g_strdup_printf("CPU %d/KVM", i);
-        cpus[i]->thread = g_thread_new(name, kvm_cpu_thread, cpus[i]);
-    }
-    return true;
-}
-
-void kvm_cpus_destroy(void)
-{
-    if (!cpus) {
-        return;
-    }
-    g_assert(bql_locked());
-    for (int i = 0; i < nr_cpus; i++) {
-        cpus[i]->exit_thread = true;
-        kvm_cpu_kick(cpus[i]);
-    }
-    g_cond_broadcast(&resume_cond);
-    bql_unlock();
-    for (int i = 0; i < nr_cpus; i++) {
-        g_thread_join(cpus[i]->thread);
-        cpus[i]->thread = NULL;
-    }
-    bql_lock();
-}
-
-static bool cpus_all_stopped(void)
-{
-    for (int i = 0; i < nr_cpus; i++) {
-        if (!cpus[i]->stopped) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool cpus_all_paused(void)
-{
-    return all_stop && cpus_all_stopped();
-}
-
-void cpus_pause_all(void)
-{
-    g_assert(bql_locked());
-    all_stop = true;
-    for (int i = 0; i < nr_cpus; i++) {
-        if (!cpus[i]->stopped) {
-            kvm_cpu_kick(cpus[i]);
-        }
-    }
-    while (!cpus_all_stopped()) {
-        bql_cond_wait(&pause_cond);
-    }
-}
-
-void cpus_resume_all(void)
-{
-    g_assert(bql_locked());
-    all_stop = false;
-    for (int i = 0; i < nr_cpus; i++) {
-        cpus[i]->self_stop = false;
-    }
-    g_cond_broadcast(&resume_cond);
 }
 
 /* MSRs whose power-on value is 0 and that KVM keeps acting on if not reset. */
@@ -415,8 +228,9 @@ static const uint32_t kvm_reset_zero_msrs[] = {
     0x12,       /* MSR_KVM_SYSTEM_TIME (old) */
 };
 
-void kvm_cpu_reset(CPUState *cpu)
+void kvm_vcpu_reset(CPUState *cpu)
 {
+    AccelCPUState *kc = cpu->accel;
     struct {
         struct kvm_msrs hdr;
         struct kvm_msr_entry entries[G_N_ELEMENTS(kvm_reset_zero_msrs)];
@@ -425,28 +239,28 @@ void kvm_cpu_reset(CPUState *cpu)
         msrs.entries[i].index = kvm_reset_zero_msrs[i];
     }
     /* Some may be unsupported: KVM stops at the first it refuses. */
-    ioctl(cpu->fd, KVM_SET_MSRS, &msrs);
+    ioctl(kc->fd, KVM_SET_MSRS, &msrs);
 
-    ioctl(cpu->fd, KVM_SET_LAPIC, &cpu->reset_lapic);
+    ioctl(kc->fd, KVM_SET_LAPIC, &kc->reset_lapic);
 
     struct kvm_mp_state mp = {
         .mp_state = cpu->index == 0 ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED,
     };
-    ioctl(cpu->fd, KVM_SET_MP_STATE, &mp);
+    ioctl(kc->fd, KVM_SET_MP_STATE, &mp);
 
     struct kvm_vcpu_events events;
-    if (ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &events) == 0) {
+    if (ioctl(kc->fd, KVM_GET_VCPU_EVENTS, &events) == 0) {
         memset(&events.exception, 0, sizeof(events.exception));
         memset(&events.interrupt, 0, sizeof(events.interrupt));
         events.nmi.injected = 0;
         events.nmi.pending = 0;
         events.flags = 0;
-        ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &events);
+        ioctl(kc->fd, KVM_SET_VCPU_EVENTS, &events);
     }
 
     /* The reset vector state; the boot loader overrides it for the BSP. */
     struct kvm_sregs sregs;
-    if (ioctl(cpu->fd, KVM_GET_SREGS, &sregs) == 0) {
+    if (ioctl(kc->fd, KVM_GET_SREGS, &sregs) == 0) {
         struct kvm_segment seg = {
             .base = 0, .limit = 0xffff, .selector = 0, .type = 3, .present = 1, .s = 1,
         };
@@ -459,54 +273,204 @@ void kvm_cpu_reset(CPUState *cpu)
         sregs.cr2 = sregs.cr3 = sregs.cr4 = 0;
         sregs.efer = 0;
         memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
-        ioctl(cpu->fd, KVM_SET_SREGS, &sregs);
+        ioctl(kc->fd, KVM_SET_SREGS, &sregs);
     }
     struct kvm_regs regs = { .rip = 0xfff0, .rflags = 0x2, .rdx = 0x600 };
-    ioctl(cpu->fd, KVM_SET_REGS, &regs);
+    ioctl(kc->fd, KVM_SET_REGS, &regs);
 }
 
-static void dump_segment(GString *out, const char *name, const struct kvm_segment *s)
+/* ---- The neutral state (include/hw/x86/cpu-state.h) ---- */
+
+static void kvm_seg_to_neutral(X86Segment *d, const struct kvm_segment *s)
 {
-    uint32_t flags = (uint32_t)s->type << 8 | (uint32_t)s->s << 12 | (uint32_t)s->dpl << 13 |
-                     (uint32_t)s->present << 15 | (uint32_t)s->avl << 20 |
-                     (uint32_t)s->l << 21 | (uint32_t)s->db << 22 | (uint32_t)s->g << 23;
-    g_string_append_printf(out, "%s =%04x %016llx %08x %08x\n", name, s->selector,
-                           (unsigned long long)s->base, s->limit, flags);
+    *d = (X86Segment) {
+        .base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+        .s = s->s, .dpl = s->dpl, .present = s->present, .avl = s->avl, .l = s->l,
+        .db = s->db, .g = s->g, .unusable = s->unusable,
+    };
 }
 
-void cpus_dump_registers(int index, GString *out)
+static void kvm_seg_from_neutral(struct kvm_segment *d, const X86Segment *s)
 {
-    CPUState *cpu = kvm_cpu(index);
-    struct kvm_regs r;
-    struct kvm_sregs s;
+    *d = (struct kvm_segment) {
+        .base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+        .s = s->s, .dpl = s->dpl, .present = s->present, .avl = s->avl, .l = s->l,
+        .db = s->db, .g = s->g, .unusable = s->unusable,
+    };
+}
 
-    if (!cpu || ioctl(cpu->fd, KVM_GET_REGS, &r) < 0 ||
-        ioctl(cpu->fd, KVM_GET_SREGS, &s) < 0) {
-        g_string_append_printf(out, "CPU#%d: registers unavailable\n", index);
-        return;
+/* struct kvm_regs in encoding order of the neutral regs[]. */
+static __u64 *kvm_regs_slot(struct kvm_regs *r, int i)
+{
+    __u64 *const map[X86_NR_GPRS] = {
+        &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi,
+        &r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15,
+    };
+    return map[i];
+}
+
+/* The MSRs the neutral state names, in its field order. */
+#define KVM_NEUTRAL_MSRS 15
+static const uint32_t kvm_neutral_msr_index[KVM_NEUTRAL_MSRS] = {
+    X86_MSR_TSC, X86_MSR_TSC_AUX, X86_MSR_TSC_DEADLINE, X86_MSR_STAR, X86_MSR_LSTAR,
+    X86_MSR_CSTAR, X86_MSR_SFMASK, X86_MSR_KERNEL_GS_BASE, X86_MSR_SYSENTER_CS,
+    X86_MSR_SYSENTER_ESP, X86_MSR_SYSENTER_EIP, X86_MSR_PAT, X86_MSR_MISC_ENABLE,
+    X86_MSR_MTRR_DEF_TYPE, X86_MSR_APIC_BASE,
+};
+
+static uint64_t *kvm_neutral_msr_field(X86CPUState *st, int i)
+{
+    uint64_t *const map[KVM_NEUTRAL_MSRS] = {
+        &st->tsc, &st->tsc_aux, &st->tsc_deadline, &st->star, &st->lstar, &st->cstar,
+        &st->sfmask, &st->kernel_gs_base, &st->sysenter_cs, &st->sysenter_esp,
+        &st->sysenter_eip, &st->pat, &st->misc_enable, &st->mtrr_def_type, &st->apic_base,
+    };
+    return map[i];
+}
+
+typedef struct KVMNeutralMsrs {
+    struct kvm_msrs hdr;
+    struct kvm_msr_entry e[KVM_NEUTRAL_MSRS];
+} KVMNeutralMsrs;
+
+static bool kvm_fail(GError **errp, CPUState *cpu, const char *what)
+{
+    g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "vCPU %d: %s: %s",
+                cpu->index, what, g_strerror(errno));
+    return false;
+}
+
+bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp)
+{
+    int fd = cpu->accel->fd;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_vcpu_events ev;
+    struct kvm_mp_state mp;
+
+    memset(st, 0, sizeof(*st));
+    if (ioctl(fd, KVM_GET_REGS, &regs) < 0) {
+        return kvm_fail(errp, cpu, "KVM_GET_REGS");
     }
-    g_string_append_printf(out, "CPU#%d\n", index);
-    g_string_append_printf(out, "RAX=%016llx RBX=%016llx RCX=%016llx RDX=%016llx\n",
-                           r.rax, r.rbx, r.rcx, r.rdx);
-    g_string_append_printf(out, "RSI=%016llx RDI=%016llx RBP=%016llx RSP=%016llx\n",
-                           r.rsi, r.rdi, r.rbp, r.rsp);
-    g_string_append_printf(out, "R8 =%016llx R9 =%016llx R10=%016llx R11=%016llx\n",
-                           r.r8, r.r9, r.r10, r.r11);
-    g_string_append_printf(out, "R12=%016llx R13=%016llx R14=%016llx R15=%016llx\n",
-                           r.r12, r.r13, r.r14, r.r15);
-    g_string_append_printf(out, "RIP=%016llx RFL=%08llx CPL=%u\n", r.rip, r.rflags,
-                           s.cs.dpl);
-    dump_segment(out, "ES", &s.es);
-    dump_segment(out, "CS", &s.cs);
-    dump_segment(out, "SS", &s.ss);
-    dump_segment(out, "DS", &s.ds);
-    dump_segment(out, "FS", &s.fs);
-    dump_segment(out, "GS", &s.gs);
-    dump_segment(out, "LDT", &s.ldt);
-    dump_segment(out, "TR", &s.tr);
-    g_string_append_printf(out, "GDT=     %016llx %08x\n", s.gdt.base, s.gdt.limit);
-    g_string_append_printf(out, "IDT=     %016llx %08x\n", s.idt.base, s.idt.limit);
-    g_string_append_printf(out, "CR0=%08llx CR2=%016llx CR3=%016llx CR4=%08llx\n",
-                           s.cr0, s.cr2, s.cr3, s.cr4);
-    g_string_append_printf(out, "EFER=%016llx\n", s.efer);
+    if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+        return kvm_fail(errp, cpu, "KVM_GET_SREGS");
+    }
+    for (int i = 0; i < X86_NR_GPRS; i++) {
+        st->regs[i] = *kvm_regs_slot(&regs, i);
+    }
+    st->rip = regs.rip;
+    st->rflags = regs.rflags;
+    const struct kvm_segment *segs[X86_NR_SEGS] = {
+        &sregs.es, &sregs.cs, &sregs.ss, &sregs.ds, &sregs.fs, &sregs.gs,
+        &sregs.ldt, &sregs.tr,
+    };
+    for (int i = 0; i < X86_NR_SEGS; i++) {
+        kvm_seg_to_neutral(&st->segs[i], segs[i]);
+    }
+    st->gdt = (X86DescTable) { .base = sregs.gdt.base, .limit = sregs.gdt.limit };
+    st->idt = (X86DescTable) { .base = sregs.idt.base, .limit = sregs.idt.limit };
+    st->cr0 = sregs.cr0;
+    st->cr2 = sregs.cr2;
+    st->cr3 = sregs.cr3;
+    st->cr4 = sregs.cr4;
+    st->cr8 = sregs.cr8;
+    st->efer = sregs.efer;
+
+    struct kvm_xsave *xs = g_malloc0(sizeof(*xs));
+    if (ioctl(fd, KVM_GET_XSAVE, xs) == 0) {
+        memcpy(st->xsave, xs->region, MIN(sizeof(xs->region), sizeof(st->xsave)));
+        st->xsave_len = MIN(sizeof(xs->region), sizeof(st->xsave));
+    }
+    g_free(xs);
+
+    KVMNeutralMsrs msrs = { .hdr.nmsrs = KVM_NEUTRAL_MSRS };
+    for (int i = 0; i < KVM_NEUTRAL_MSRS; i++) {
+        msrs.e[i].index = kvm_neutral_msr_index[i];
+    }
+    /* KVM stops at the first MSR it does not know; the rest stay 0. */
+    int n = ioctl(fd, KVM_GET_MSRS, &msrs);
+    for (int i = 0; i < n; i++) {
+        *kvm_neutral_msr_field(st, i) = msrs.e[i].data;
+    }
+
+    if (ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
+        st->exception_pending = ev.exception.injected || ev.exception.pending;
+        st->exception_vector = ev.exception.nr;
+        st->exception_has_error = ev.exception.has_error_code;
+        st->exception_error = ev.exception.error_code;
+        st->interrupt_injected = ev.interrupt.injected;
+        st->interrupt_vector = ev.interrupt.nr;
+        st->interrupt_shadow = ev.interrupt.shadow;
+        st->nmi_pending = ev.nmi.pending || ev.nmi.injected;
+        st->nmi_masked = ev.nmi.masked;
+    }
+    st->mp_state = X86_MP_RUNNABLE;
+    if (ioctl(fd, KVM_GET_MP_STATE, &mp) == 0) {
+        if (mp.mp_state == KVM_MP_STATE_HALTED) {
+            st->mp_state = X86_MP_HALTED;
+        } else if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED ||
+                   mp.mp_state == KVM_MP_STATE_INIT_RECEIVED) {
+            st->mp_state = X86_MP_WAIT_FOR_SIPI;
+        }
+    }
+    return true;
+}
+
+bool kvm_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GError **errp)
+{
+    int fd = cpu->accel->fd;
+    struct kvm_regs regs = { 0 };
+    struct kvm_sregs sregs;
+
+    if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
+        return kvm_fail(errp, cpu, "KVM_GET_SREGS");
+    }
+    struct kvm_segment *segs[X86_NR_SEGS] = {
+        &sregs.es, &sregs.cs, &sregs.ss, &sregs.ds, &sregs.fs, &sregs.gs,
+        &sregs.ldt, &sregs.tr,
+    };
+    for (int i = 0; i < X86_NR_SEGS; i++) {
+        kvm_seg_from_neutral(segs[i], &st->segs[i]);
+    }
+    sregs.gdt = (struct kvm_dtable) { .base = st->gdt.base, .limit = st->gdt.limit };
+    sregs.idt = (struct kvm_dtable) { .base = st->idt.base, .limit = st->idt.limit };
+    sregs.cr0 = st->cr0;
+    sregs.cr2 = st->cr2;
+    sregs.cr3 = st->cr3;
+    sregs.cr4 = st->cr4;
+    sregs.cr8 = st->cr8;
+    sregs.efer = st->efer;
+    if (st->apic_base) {
+        sregs.apic_base = st->apic_base;
+    }
+    memset(sregs.interrupt_bitmap, 0, sizeof(sregs.interrupt_bitmap));
+    if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0) {
+        return kvm_fail(errp, cpu, "KVM_SET_SREGS");
+    }
+    for (int i = 0; i < X86_NR_GPRS; i++) {
+        *kvm_regs_slot(&regs, i) = st->regs[i];
+    }
+    regs.rip = st->rip;
+    regs.rflags = st->rflags;
+    if (ioctl(fd, KVM_SET_REGS, &regs) < 0) {
+        return kvm_fail(errp, cpu, "KVM_SET_REGS");
+    }
+    if (st->xsave_len >= X86_FXSAVE_SIZE) {
+        struct kvm_xsave *xs = g_malloc0(sizeof(*xs));
+        memcpy(xs->region, st->xsave, MIN(sizeof(xs->region), st->xsave_len));
+        int r = ioctl(fd, KVM_SET_XSAVE, xs);
+        g_free(xs);
+        if (r < 0) {
+            return kvm_fail(errp, cpu, "KVM_SET_XSAVE");
+        }
+    }
+    struct kvm_mp_state mp = {
+        .mp_state = st->mp_state == X86_MP_HALTED ? KVM_MP_STATE_HALTED
+                    : st->mp_state == X86_MP_WAIT_FOR_SIPI ? KVM_MP_STATE_UNINITIALIZED
+                    : KVM_MP_STATE_RUNNABLE,
+    };
+    if (ioctl(fd, KVM_SET_MP_STATE, &mp) < 0) {
+        return kvm_fail(errp, cpu, "KVM_SET_MP_STATE");
+    }
+    return true;
 }

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "hw/char/serial.h"
 #include "migration/register.h"
 #include "migration/vmstate.h"
@@ -53,7 +53,7 @@ static void serial_update_irq_line(SerialState *s, bool force)
     bool level = iir != IIR_NO_INT;
     if (force || level != s->irq_level) {
         s->irq_level = level;
-        kvm_set_irq(s->irq, level);
+        accel_set_irq(s->irq, level);
     }
 }
 

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "hw/virtio/virtio-mmio.h"
 #include "migration/vmstate.h"
 #include "system/ioport.h"
@@ -56,7 +56,7 @@ static void virtio_mmio_sync_irq(VirtioDevice *vdev)
     bool level = vdev->isr != 0;
     if (level != vdev->irq_level) {
         vdev->irq_level = level;
-        kvm_set_irq(vdev->irq, level);
+        accel_set_irq(vdev->irq, level);
     }
 }
 
@@ -75,16 +75,16 @@ static void virtio_mmio_raise(VirtioDevice *vdev, uint32_t bits)
          * acknowledged the last one): give an edge-triggered pin a fresh
          * edge, or the new bit might never be looked at.
          */
-        kvm_set_irq(vdev->irq, 0);
+        accel_set_irq(vdev->irq, 0);
     }
     vdev->irq_level = true;
-    kvm_set_irq(vdev->irq, 1);
+    accel_set_irq(vdev->irq, 1);
 }
 
 void virtio_mmio_update_irq(VirtioDevice *vdev)
 {
     vdev->irq_level = vdev->isr != 0;
-    kvm_set_irq(vdev->irq, vdev->irq_level);
+    accel_set_irq(vdev->irq, vdev->irq_level);
 }
 
 void virtio_mmio_reset(VirtioDevice *vdev)

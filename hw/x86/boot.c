@@ -3,10 +3,10 @@
  * mode its payload expects.
  */
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "hw/x86/boot.h"
 #include "hw/x86/e820.h"
+#include "system/cpus.h"
 #include "system/memory.h"
 
 typedef struct X86BootBlob {
@@ -146,21 +146,27 @@ static const uint64_t x86_boot_gdt[] = {
     0x00808b000000ffffULL,  /* 0x20: TSS, for a valid TR */
 };
 
-static void x86_boot_set_flat_segments(struct kvm_sregs *s)
+static void x86_boot_set_flat_segments(X86CPUState *s)
 {
-    struct kvm_segment code = {
+    X86Segment code = {
         .base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
         .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
     };
-    struct kvm_segment data = code;
+    X86Segment data = code;
     data.selector = 0x18;
     data.type = 0x3;
-    struct kvm_segment tr = {
+    X86Segment tr = {
         .base = 0, .limit = 0xffff, .selector = 0x20, .type = 0xb, .present = 1,
     };
-    s->cs = code;
-    s->ds = s->es = s->fs = s->gs = s->ss = data;
-    s->tr = tr;
+    X86Segment ldt = { .limit = 0xffff, .type = 0x2, .present = 1 };
+    s->segs[X86_SEG_CS] = code;
+    for (int i = 0; i < 6; i++) {
+        if (i != X86_SEG_CS) {
+            s->segs[i] = data;
+        }
+    }
+    s->segs[X86_SEG_TR] = tr;
+    s->segs[X86_SEG_LDT] = ldt;
     s->gdt.base = X86_BOOT_GDT_ADDR;
     s->gdt.limit = sizeof(x86_boot_gdt) - 1;
     s->idt.base = 0;
@@ -171,14 +177,15 @@ static void x86_boot_set_flat_segments(struct kvm_sregs *s)
     s->efer = 0;
 }
 
-static void x86_boot_set_real_mode(struct kvm_sregs *s)
+static void x86_boot_set_real_mode(X86CPUState *s)
 {
-    struct kvm_segment seg = {
+    X86Segment seg = {
         .base = 0, .limit = 0xffff, .selector = 0, .type = 0x3, .present = 1, .s = 1,
     };
-    s->ds = s->es = s->fs = s->gs = s->ss = seg;
-    s->cs = seg;
-    s->cs.type = 0xb;
+    for (int i = 0; i < 6; i++) {
+        s->segs[i] = seg;
+    }
+    s->segs[X86_SEG_CS].type = 0xb;
     s->idt.base = 0;
     s->idt.limit = 0x3ff;
     s->cr0 = 0x60000010;
@@ -187,7 +194,7 @@ static void x86_boot_set_real_mode(struct kvm_sregs *s)
     s->efer = 0;
 }
 
-void x86_boot_apply(X86Boot *boot, CPUState *bsp)
+void x86_boot_apply(X86Boot *boot, int bsp)
 {
     for (guint i = 0; i < boot->blobs->len; i++) {
         X86BootBlob *b = g_ptr_array_index(boot->blobs, i);
@@ -196,28 +203,26 @@ void x86_boot_apply(X86Boot *boot, CPUState *bsp)
         guest_phys_write(b->gpa, data, len);
     }
 
-    struct kvm_sregs sregs;
-    if (kvm_vcpu_ioctl(bsp, KVM_GET_SREGS, &sregs) < 0) {
-        g_error("KVM_GET_SREGS on the boot CPU failed");
+    g_autofree X86CPUState *st = g_new0(X86CPUState, 1);
+    g_autoptr(GError) err = NULL;
+    if (!cpu_get_state(bsp, st, &err)) {
+        g_error("reading the boot CPU's state: %s", err->message);
     }
     if (boot->mode == X86_BOOT_PROTECTED_32) {
         guest_phys_write(X86_BOOT_GDT_ADDR, x86_boot_gdt, sizeof(x86_boot_gdt));
-        x86_boot_set_flat_segments(&sregs);
+        x86_boot_set_flat_segments(st);
     } else {
-        x86_boot_set_real_mode(&sregs);
+        x86_boot_set_real_mode(st);
     }
-    if (kvm_vcpu_ioctl(bsp, KVM_SET_SREGS, &sregs) < 0) {
-        g_error("KVM_SET_SREGS on the boot CPU failed");
-    }
-    struct kvm_regs regs = {
-        .rip = boot->entry,
-        .rflags = 0x2,
-        .rbx = boot->rbx,
-        .rsi = boot->rsi,
-        .rdx = boot->rdx,
-        .rsp = boot->rsp,
-    };
-    if (kvm_vcpu_ioctl(bsp, KVM_SET_REGS, &regs) < 0) {
-        g_error("KVM_SET_REGS on the boot CPU failed");
+    memset(st->regs, 0, sizeof(st->regs));
+    st->rip = boot->entry;
+    st->rflags = 0x2;
+    st->regs[X86_RBX] = boot->rbx;
+    st->regs[X86_RSI] = boot->rsi;
+    st->regs[X86_RDX] = boot->rdx;
+    st->regs[X86_RSP] = boot->rsp;
+    st->mp_state = X86_MP_RUNNABLE;
+    if (!cpu_set_state(bsp, st, &err)) {
+        g_error("setting the boot CPU's state: %s", err->message);
     }
 }

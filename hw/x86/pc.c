@@ -5,9 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
-#include "accel/kvm.h"
 #include "hw/char/serial.h"
 #include "hw/virtio/virtio-devices.h"
 #include "hw/x86/acpi-build.h"
@@ -18,6 +16,7 @@
 #include "hw/x86/pm.h"
 #include "migration/register.h"
 #include "migration/vmstate.h"
+#include "system/accel.h"
 #include "system/cpus.h"
 #include "system/machine.h"
 #include "system/memory.h"
@@ -29,15 +28,12 @@ typedef struct PCMachine {
     int smp;
     X86Boot *boot;
     SerialState *serial[PC_MAX_SERIAL];
-    /* In-kernel irqchip and PIT at power-on, restored on reset. */
-    struct kvm_irqchip irqchip_reset[3];
-    struct kvm_pit_state2 pit_reset;
 } PCMachine;
 
 static PCMachine *pc_machine;
 
 static const char *const pc_machine_types[][2] = {
-    { "ferry", "Ferry x86-64 KVM machine (virtio-mmio devices, no firmware)" },
+    { "ferry", "Ferry x86-64 machine (virtio-mmio devices, no firmware)" },
     { "pc", "alias of ferry" },
     { "q35", "alias of ferry" },
 };
@@ -68,7 +64,7 @@ static bool pc_map_ram(RAMBlock *ram, GError **errp)
     uint64_t low = MIN(size, PC_LOW_RAM_MAX);
 
     guest_ram_map(0, low, ram, 0);
-    if (kvm_add_memory_slot(0, low, ram->host, errp) < 0) {
+    if (!accel_map_ram(0, low, ram->host, errp)) {
         return false;
     }
     e820_add(0, 0x9fc00, E820_RAM);
@@ -79,7 +75,7 @@ static bool pc_map_ram(RAMBlock *ram, GError **errp)
     }
     if (size > low) {
         guest_ram_map(PC_HIGH_RAM_START, size - low, ram, low);
-        if (kvm_add_memory_slot(PC_HIGH_RAM_START, size - low, ram->host + low, errp) < 0) {
+        if (!accel_map_ram(PC_HIGH_RAM_START, size - low, ram->host + low, errp)) {
             return false;
         }
         e820_add(PC_HIGH_RAM_START, size - low, E820_RAM);
@@ -89,15 +85,9 @@ static bool pc_map_ram(RAMBlock *ram, GError **errp)
 
 static void pc_stage_tables(PCMachine *pcm)
 {
-    const struct kvm_cpuid2 *cpuid = kvm_state->supported_cpuid;
-    uint32_t signature = 0, features = 0;
+    uint32_t signature, features;
 
-    for (uint32_t i = 0; i < cpuid->nent; i++) {
-        if (cpuid->entries[i].function == 1) {
-            signature = cpuid->entries[i].eax;
-            features = cpuid->entries[i].edx;
-        }
-    }
+    accel_current()->cpu_signature(&signature, &features);
     g_autoptr(GBytes) mp = mptable_build(pcm->smp, signature, features);
     gsize len;
     const void *data = g_bytes_get_data(mp, &len);
@@ -115,220 +105,6 @@ static void pc_stage_tables(PCMachine *pcm)
     x86_boot_add_blob(pcm->boot, 0x413, &base_kib, sizeof(base_kib));
 }
 
-static bool pc_capture_reset_state(PCMachine *pcm, GError **errp)
-{
-    for (unsigned i = 0; i < 3; i++) {
-        pcm->irqchip_reset[i].chip_id = i;
-        if (kvm_vm_ioctl(KVM_GET_IRQCHIP, &pcm->irqchip_reset[i]) < 0) {
-            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "KVM_GET_IRQCHIP failed");
-            return false;
-        }
-    }
-    if (kvm_vm_ioctl(KVM_GET_PIT2, &pcm->pit_reset) < 0) {
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "KVM_GET_PIT2 failed");
-        return false;
-    }
-    return true;
-}
-
-/*
- * Migration of the devices KVM emulates in the kernel: both PICs, the
- * IOAPIC, the PIT and kvmclock. Each is read from KVM into a plain struct
- * before saving and written back after loading, and described field by
- * field so the stream does not depend on the host's struct layout.
- */
-static struct {
-    struct kvm_irqchip pic[2];          /* chip_id 0 (master), 1 (slave) */
-    struct kvm_irqchip ioapic;          /* chip_id 2 */
-    struct kvm_pit_state2 pit;
-    struct kvm_clock_data clock;
-} pc_kvm_state;
-
-#define PC_IOAPIC_BASE 0xfec00000ULL
-
-static bool pc_kvm_fail(GError **errp, const char *what, int r)
-{
-    g_set_error(errp, VMSTATE_ERROR, 0, "%s: %s", what, g_strerror(-r));
-    return false;
-}
-
-static bool pc_kvm_irqchip_pre_save(void *opaque, GError **errp)
-{
-    int r = kvm_vm_ioctl(KVM_GET_IRQCHIP, opaque);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_GET_IRQCHIP", r) : true;
-}
-
-static bool pc_kvm_irqchip_post_load(void *opaque, int version_id, GError **errp)
-{
-    int r = kvm_vm_ioctl(KVM_SET_IRQCHIP, opaque);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_SET_IRQCHIP", r) : true;
-}
-
-static const VMStateDescription vmstate_kvm_pic_state = {
-    .name = "kvm-pic-state",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT8(last_irr, struct kvm_pic_state),
-        VMSTATE_UINT8(irr, struct kvm_pic_state),
-        VMSTATE_UINT8(imr, struct kvm_pic_state),
-        VMSTATE_UINT8(isr, struct kvm_pic_state),
-        VMSTATE_UINT8_RANGE(priority_add, struct kvm_pic_state, 0, 7),
-        VMSTATE_UINT8(irq_base, struct kvm_pic_state),
-        VMSTATE_UINT8(read_reg_select, struct kvm_pic_state),
-        VMSTATE_UINT8(poll, struct kvm_pic_state),
-        VMSTATE_UINT8(special_mask, struct kvm_pic_state),
-        VMSTATE_UINT8_RANGE(init_state, struct kvm_pic_state, 0, 3),
-        VMSTATE_UINT8(auto_eoi, struct kvm_pic_state),
-        VMSTATE_UINT8(rotate_on_auto_eoi, struct kvm_pic_state),
-        VMSTATE_UINT8(special_fully_nested_mode, struct kvm_pic_state),
-        VMSTATE_UINT8(init4, struct kvm_pic_state),
-        VMSTATE_UINT8(elcr, struct kvm_pic_state),
-        VMSTATE_UINT8(elcr_mask, struct kvm_pic_state),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-static const VMStateDescription vmstate_kvm_i8259 = {
-    .name = "i8259",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = pc_kvm_irqchip_pre_save,
-    .post_load = pc_kvm_irqchip_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(chip.pic, struct kvm_irqchip, vmstate_kvm_pic_state,
-                       struct kvm_pic_state),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-static const VMStateDescription vmstate_kvm_ioapic = {
-    .name = "ioapic",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = pc_kvm_irqchip_pre_save,
-    .post_load = pc_kvm_irqchip_post_load,
-    .fields = (const VMStateField[]) {
-        /* The machine's IOAPIC does not move (KVM would take the address as is). */
-        { .name = "base_address", .type = VMS_UINT64,
-          .offset = offsetof(struct kvm_irqchip, chip.ioapic.base_address), .size = 8,
-          .has_range = true, .range_min = PC_IOAPIC_BASE, .range_max = PC_IOAPIC_BASE },
-        VMSTATE_UINT32(chip.ioapic.ioregsel, struct kvm_irqchip),
-        VMSTATE_UINT32(chip.ioapic.id, struct kvm_irqchip),
-        VMSTATE_UINT32_RANGE(chip.ioapic.irr, struct kvm_irqchip, 0,
-                             (1u << KVM_IOAPIC_NUM_PINS) - 1),
-        VMSTATE_UINT64_ARRAY(chip.ioapic.redirtbl, struct kvm_irqchip, KVM_IOAPIC_NUM_PINS),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-static bool pc_kvm_pit_pre_save(void *opaque, GError **errp)
-{
-    int r = kvm_vm_ioctl(KVM_GET_PIT2, opaque);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_GET_PIT2", r) : true;
-}
-
-static bool pc_kvm_pit_post_load(void *opaque, int version_id, GError **errp)
-{
-    struct kvm_pit_state2 *pit = opaque;
-
-    if (pit->flags & ~(uint32_t)(KVM_PIT_FLAGS_HPET_LEGACY | KVM_PIT_FLAGS_SPEAKER_DATA_ON)) {
-        g_set_error(errp, VMSTATE_ERROR, 0, "PIT flags 0x%x has unknown bits", pit->flags);
-        return false;
-    }
-    memset(pit->reserved, 0, sizeof(pit->reserved));
-    int r = kvm_vm_ioctl(KVM_SET_PIT2, pit);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_SET_PIT2", r) : true;
-}
-
-static const VMStateDescription vmstate_kvm_pit_channel = {
-    .name = "kvm-pit-channel",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT32_RANGE(count, struct kvm_pit_channel_state, 0, 0x10000),
-        VMSTATE_UINT16(latched_count, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(count_latched, struct kvm_pit_channel_state),
-        VMSTATE_UINT8_RANGE(status_latched, struct kvm_pit_channel_state, 0, 1),
-        VMSTATE_UINT8(status, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(read_state, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(write_state, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(write_latch, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(rw_mode, struct kvm_pit_channel_state),
-        VMSTATE_UINT8(mode, struct kvm_pit_channel_state),     /* 0xff: never programmed */
-        VMSTATE_UINT8_RANGE(bcd, struct kvm_pit_channel_state, 0, 1),
-        VMSTATE_UINT8_RANGE(gate, struct kvm_pit_channel_state, 0, 1),
-        VMSTATE_INT64(count_load_time, struct kvm_pit_channel_state),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-static const VMStateDescription vmstate_kvm_i8254 = {
-    .name = "i8254",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = pc_kvm_pit_pre_save,
-    .post_load = pc_kvm_pit_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT_ARRAY(channels, struct kvm_pit_state2, 3, vmstate_kvm_pit_channel,
-                             struct kvm_pit_channel_state),
-        VMSTATE_UINT32(flags, struct kvm_pit_state2),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-/*
- * kvmclock: the guest's clock as it read when the source saved its state
- * (with the VM stopped), set again on the destination before its vCPUs
- * first run, so guest time continues from where it stopped.
- */
-static bool pc_kvmclock_pre_save(void *opaque, GError **errp)
-{
-    struct kvm_clock_data *clock = opaque;
-
-    memset(clock, 0, sizeof(*clock));
-    int r = kvm_vm_ioctl(KVM_GET_CLOCK, clock);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_GET_CLOCK", r) : true;
-}
-
-static bool pc_kvmclock_post_load(void *opaque, int version_id, GError **errp)
-{
-    const struct kvm_clock_data *saved = opaque;
-    struct kvm_clock_data clock = { .clock = saved->clock };
-
-    int r = kvm_vm_ioctl(KVM_SET_CLOCK, &clock);
-    return r < 0 ? pc_kvm_fail(errp, "KVM_SET_CLOCK", r) : true;
-}
-
-static const VMStateDescription vmstate_kvmclock = {
-    .name = "kvmclock",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .pre_save = pc_kvmclock_pre_save,
-    .post_load = pc_kvmclock_post_load,
-    .fields = (const VMStateField[]) {
-        VMSTATE_UINT64(clock, struct kvm_clock_data),
-        VMSTATE_UINT32(flags, struct kvm_clock_data),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
-/* Loaded in this order: the vCPUs (local APICs) between the irqchips and the clock. */
-void pc_kvm_state_register(void)
-{
-    for (unsigned i = 0; i < 2; i++) {
-        pc_kvm_state.pic[i].chip_id = i;    /* KVM_IRQCHIP_PIC_MASTER, _SLAVE */
-        vmstate_register(NULL, i, &vmstate_kvm_i8259, &pc_kvm_state.pic[i]);
-    }
-    pc_kvm_state.ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
-    vmstate_register(NULL, 0, &vmstate_kvm_ioapic, &pc_kvm_state.ioapic);
-    vmstate_register(NULL, 0, &vmstate_kvm_i8254, &pc_kvm_state.pit);
-    for (int i = 0; i < cpus_count(); i++) {
-        kvm_cpu_state_register(kvm_cpu(i));
-    }
-    vmstate_register(NULL, 0, &vmstate_kvmclock, &pc_kvm_state.clock);
-}
-
 bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
 {
     PCMachine *pcm = g_new0(PCMachine, 1);
@@ -338,10 +114,10 @@ bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
     if (!pc_map_ram(cfg->ram, errp)) {
         return false;
     }
-    if (!kvm_cpus_create(cfg->smp, errp)) {
+    if (!cpus_create(cfg->smp, errp)) {
         return false;
     }
-    if (!pc_capture_reset_state(pcm, errp)) {
+    if (!accel_current()->irqchip_init(errp)) {
         return false;
     }
     for (int i = 0; i < PC_MAX_SERIAL; i++) {
@@ -358,7 +134,7 @@ bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
      * After the devices: loading re-drives their interrupt lines first,
      * then the irqchips take the source's state over those levels.
      */
-    pc_kvm_state_register();
+    accel_current()->register_vmstate();
 
     pc_stage_tables(pcm);
     if (cfg->kernel) {
@@ -391,10 +167,7 @@ void machine_reset(void)
 {
     PCMachine *pcm = pc_machine;
 
-    for (unsigned i = 0; i < 3; i++) {
-        kvm_vm_ioctl(KVM_SET_IRQCHIP, &pcm->irqchip_reset[i]);
-    }
-    kvm_vm_ioctl(KVM_SET_PIT2, &pcm->pit_reset);
+    accel_current()->irqchip_reset();
     for (int i = 0; i < PC_MAX_SERIAL; i++) {
         if (pcm->serial[i]) {
             serial_reset(pcm->serial[i]);
@@ -402,10 +175,8 @@ void machine_reset(void)
     }
     pc_pm_reset();
     virtio_devices_reset();
-    for (int i = 0; i < cpus_count(); i++) {
-        kvm_cpu_reset(kvm_cpu(i));
-    }
-    x86_boot_apply(pcm->boot, kvm_cpu(0));
+    cpus_reset();
+    x86_boot_apply(pcm->boot, 0);
 }
 
 void machine_powerdown(void)

@@ -5,7 +5,7 @@
  */
 #include <glib.h>
 
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "hw/x86/pm.h"
 #include "migration/register.h"
 #include "migration/vmstate.h"
@@ -16,7 +16,7 @@ static PCPMState pm;
 
 static void pc_pm_update_sci(void)
 {
-    kvm_set_irq(PM_SCI_IRQ, (pm.pm1_sts & pm.pm1_en) ? 1 : 0);
+    accel_set_irq(PM_SCI_IRQ, (pm.pm1_sts & pm.pm1_en) ? 1 : 0);
 }
 
 static uint64_t pc_pm_read(void *opaque, uint64_t offset, unsigned size)
@@ -108,7 +108,8 @@ static uint64_t pc_i8042_read(void *opaque, uint64_t offset, unsigned size)
 
 static void pc_i8042_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
 {
-    if (offset == 4 && (value & 0xff) == 0xfe) {
+    bool command_port = GPOINTER_TO_INT(opaque) == 0x64;
+    if (command_port && (value & 0xff) == 0xfe) {
         system_reset_request(SHUTDOWN_CAUSE_GUEST_RESET);
     }
 }
@@ -184,7 +185,11 @@ void pc_pm_init(void)
     io_region_register(IO_SPACE_PIO, PM_BASE, 6, "acpi-pm1a", &pc_pm_ops, NULL);
     io_region_register(IO_SPACE_PIO, PM_TMR_PORT, 4, "acpi-pm-timer", &pc_pm_timer_ops, NULL);
     io_region_register(IO_SPACE_PIO, 0xcf9, 1, "reset-control", &pc_reset_cf9_ops, NULL);
-    io_region_register(IO_SPACE_PIO, 0x60, 5, "i8042", &pc_i8042_ops, NULL);
+    /* Data and command ports only: 0x61 belongs to the PIT's speaker gate. */
+    io_region_register(IO_SPACE_PIO, 0x60, 1, "i8042-data", &pc_i8042_ops,
+                       GINT_TO_POINTER(0x60));
+    io_region_register(IO_SPACE_PIO, 0x64, 1, "i8042-cmd", &pc_i8042_ops,
+                       GINT_TO_POINTER(0x64));
     io_region_register(IO_SPACE_PIO, 0x92, 1, "port92", &pc_port92_ops, NULL);
 }
 

@@ -1,6 +1,7 @@
 /*
- * KVM: the VM and vCPU file descriptors, memory slots, interrupt lines,
- * the vCPU threads and their run loop.
+ * KVM: the VM and vCPU file descriptors, memory slots, the in-kernel
+ * irqchip, KVM_RUN and its exits. Only accel/kvm/ (and its tests)
+ * include this header; everything else goes through system/accel.h.
  */
 #ifndef ACCEL_KVM_H
 #define ACCEL_KVM_H
@@ -10,7 +11,8 @@
 #include <glib.h>
 #include <gio/gio.h>
 #include <linux/kvm.h>
-#include <pthread.h>
+
+#include "system/cpus.h"
 
 typedef struct KVMState {
     int fd;                     /* /dev/kvm */
@@ -22,62 +24,41 @@ typedef struct KVMState {
 
 extern KVMState *kvm_state;
 
-typedef struct CPUState {
-    int index;
+/* KVM's side of a vCPU (CPUState.accel). */
+struct AccelCPUState {
     int fd;
     struct kvm_run *run;
-    GThread *thread;
-    int thread_id;              /* gettid() once the thread runs */
-    pthread_t pthread;          /* valid once thread_started */
-    bool thread_started;        /* BQL */
-    /* Guarded by the BQL. */
-    bool stopped;               /* parked outside KVM_RUN */
-    bool self_stop;             /* stopped itself (triple fault, error) */
-    bool exit_thread;
     bool exit_needs_completion; /* last exit was I/O KVM finishes on the next KVM_RUN */
-    int throttle_pending;       /* atomic: the throttle thread asks for a pause */
     /* Power-on state captured at creation, restored on reset. */
     struct kvm_lapic_state reset_lapic;
-} CPUState;
+};
 
 /* Open /dev/kvm, create the VM with its in-kernel irqchip and PIT. */
 bool kvm_init(GError **errp);
+/* /dev/kvm is a KVM character device that opens read-write. */
 bool kvm_available(char **why);
 int kvm_check_extension(unsigned int cap);
 int kvm_vm_ioctl(unsigned long request, void *arg);
 int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg);
 
-/* Map [gpa, gpa+size) to @host in a new KVM memory slot; returns the slot. */
-int kvm_add_memory_slot(uint64_t gpa, uint64_t size, void *host, GError **errp);
+/* Create vCPU @cpu's KVM side: fd, run area, CPUID, LAPIC pins. */
+bool kvm_vcpu_create(CPUState *cpu, int nr_cpus, GError **errp);
+/* AccelOps for vCPUs (kvm-cpu.c). */
+bool kvm_vcpu_exec(CPUState *cpu);
+void kvm_vcpu_park(CPUState *cpu);
+void kvm_vcpu_kick(CPUState *cpu);
+void kvm_vcpu_reset(CPUState *cpu);
+bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp);
+bool kvm_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GError **errp);
 
-/* The memory slots, for dirty tracking. */
-typedef struct KVMSlot {
-    int slot;
-    uint64_t gpa;
-    uint64_t size;
-    void *host;
-    uint32_t flags;             /* KVM_MEM_LOG_DIRTY_PAGES when logging */
-} KVMSlot;
-int kvm_slot_count(void);
-const KVMSlot *kvm_slot_get(int index);
-/* Turn KVM's dirty log on or off for one slot. */
-bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp);
 /*
- * Fetch and reset the slot's dirty log (KVM_GET_DIRTY_LOG): one bit per
- * 4 KiB page, @bitmap holding at least DIV_ROUND_UP(size / 4096, 64) longs.
+ * The in-kernel PIC, IOAPIC, PIT and kvmclock (kvm-irqchip.c): their
+ * power-on state and their migration, ("i8259", 0 and 1), ("ioapic", 0),
+ * ("i8254", 0), then ("cpu", n) for every vCPU, then ("kvmclock", 0).
  */
-bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp);
-
-/* Drive in-kernel irqchip input @irq (GSI) to @level. */
-void kvm_set_irq(int irq, int level);
-
-/* Create @n vCPUs and their threads (parked until cpus_resume_all()). */
-bool kvm_cpus_create(int n, GError **errp);
-CPUState *kvm_cpu(int index);
-/* Put vCPU @cpu back to power-on state (APs wait for SIPI). vCPUs paused. */
-void kvm_cpu_reset(CPUState *cpu);
-/* Stop all vCPU threads for good (at exit). */
-void kvm_cpus_destroy(void);
+bool kvm_irqchip_capture_reset(GError **errp);
+void kvm_irqchip_reset(void);
+void kvm_irqchip_register_vmstate(void);
 
 /* Build the CPUID table vCPU @index sees (-cpu host). */
 struct kvm_cpuid2 *kvm_cpuid_for_vcpu(int index, int nr_cpus, GError **errp);

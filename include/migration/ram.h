@@ -1,6 +1,6 @@
 /*
  * RAM as a migration participant: every RAM block's pages, tracked dirty
- * through KVM's dirty log and the VMM's own bitmap, sent as records (zero
+ * through the accelerator's dirty log and the VMM's own bitmap, sent as records (zero
  * pages as a flag; pages the guest never touched not at all), loaded with
  * every offset checked. docs/devel/ram-migration.md has the records.
  *
@@ -36,13 +36,13 @@ typedef struct RAMMigBlock {
     uint64_t dirty;             /* bits set in bmap */
 } RAMMigBlock;
 
-/* One KVM memory slot, resolved to the block its host range lies in. */
+/* One guest RAM slot of the accelerator, resolved to the block its host range lies in. */
 typedef struct RAMMigSlot {
-    int index;                  /* for kvm_slot_*() */
+    int index;                  /* for accel_slot_*() */
     RAMMigBlock *block;
     uint64_t first_page;        /* the slot's first page in the block */
     uint64_t pages;
-    unsigned long *log;         /* KVM_GET_DIRTY_LOG lands here */
+    unsigned long *log;         /* the slot's dirty log lands here */
     bool logging;               /* dirty logging turned on by us */
 } RAMMigSlot;
 
@@ -80,7 +80,7 @@ typedef struct RAMState {
  * exists in the host mapping (never-touched pages stay clear).
  */
 bool ram_dirty_setup(RAMState *rs, GError **errp);
-/* Merge KVM's dirty log and the VMM bitmaps into the migration bitmaps. */
+/* Merge the accelerator's dirty log and the VMM bitmaps into the migration bitmaps. */
 bool ram_dirty_sync(RAMState *rs, GError **errp);
 /* Dirty logging off, bitmaps freed; safe on a partly set up state. */
 void ram_dirty_cleanup(RAMState *rs);

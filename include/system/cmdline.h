@@ -20,7 +20,7 @@ typedef struct QmpSpec {
 typedef struct FerryConfig {
     GPtrArray *accels;          /* char *: "kvm", "qtest", ... in order */
     OptList *machine;           /* -machine/-M, merged */
-    char *cpu_model;            /* "host" */
+    char *cpu_model;            /* "host", "max", "qemu64"; NULL: the accelerator's default */
     int smp;
     uint64_t ram_size;
     bool ram_size_given;
@@ -52,6 +52,7 @@ typedef struct FerryConfig {
     bool show_help;
     bool machine_help;
     bool cpu_help;
+    bool accel_help;
 } FerryConfig;
 
 /*

@@ -34,6 +34,14 @@ void *guest_phys_to_host(uint64_t gpa, uint64_t len);
 void guest_ram_mark_dirty(uint64_t gpa, uint64_t len);
 
 /*
+ * Told of every write made through guest_ram_mark_dirty() and
+ * guest_phys_write(): the software CPU drops code it decoded from those
+ * bytes. One notifier; NULL turns it off.
+ */
+typedef void (*GuestRAMWriteNotifier)(uint64_t gpa, uint64_t len);
+void guest_ram_set_write_notifier(GuestRAMWriteNotifier fn);
+
+/*
  * Copy to or from guest RAM. Fails (returns false) if any byte lies
  * outside RAM; nothing is written then.
  */

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "system/accel.h"
 #include "system/cpus.h"
 #include "system/monitor/monitor-internal.h"
 #include "system/runstate.h"
@@ -62,8 +63,8 @@ static JsonNode *qmp_query_kvm(JsonObject *args, GError **errp)
 {
     JsonObject *info = json_object_new();
 
-    json_object_set_boolean_member(info, "enabled", TRUE);
-    json_object_set_boolean_member(info, "present", TRUE);
+    json_object_set_boolean_member(info, "enabled", accel_kvm_enabled());
+    json_object_set_boolean_member(info, "present", accel_kvm_present());
     return monitor_node_object(info);
 }
 

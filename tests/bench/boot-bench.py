@@ -12,6 +12,7 @@ import os
 import re
 import select
 import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -80,13 +81,30 @@ def bench(name, cmd, args):
     }
 
 
+def kvm_works():
+    try:
+        if not stat.S_ISCHR(os.stat("/dev/kvm").st_mode):
+            return False
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+        return True
+    except OSError:
+        return False
+
+
+def ratio(f, q):
+    return (f / q) if f and q else None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--build-dir", default="build")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--mem", type=int, default=64, help="MiB the workload writes")
     p.add_argument("--ram", default="512M")
-    p.add_argument("--smp", type=int, default=1)
+    p.add_argument("--smp", default="1,4", help="comma-separated vCPU counts")
+    p.add_argument("--accel", default="auto",
+                   help="kvm, tcg or both; auto: tcg, and kvm too where /dev/kvm works")
     p.add_argument("--heartbeats", type=int, default=12)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--no-qemu", action="store_true")
@@ -96,25 +114,34 @@ def main():
     ferry = os.path.join(args.build_dir, "ferry-system-x86_64")
     if not os.path.exists(kernel) or not os.path.exists(ferry):
         sys.exit("boot-bench: build first (make): %s or %s missing" % (ferry, kernel))
-    append = "mem=%d rate=max cpus=%d hb=100" % (args.mem, args.smp)
-    common = ["-m", args.ram, "-smp", str(args.smp), "-kernel", kernel, "-append", append,
-              "-nodefaults", "-display", "none", "-serial", "stdio"]
-    result = {"benchmark": "boot", "params": {"ram": args.ram, "smp": args.smp,
-                                              "mem_mib": args.mem, "runs": args.runs}}
-    result["ferry"] = bench("ferry", [ferry, "-accel", "kvm"] + common, args)
-
+    if args.accel == "auto":
+        accels = ["tcg"] + (["kvm"] if kvm_works() else [])
+    elif args.accel == "both":
+        accels = ["tcg", "kvm"]
+    else:
+        accels = [args.accel]
     qemu = shutil.which("qemu-system-x86_64")
-    if qemu and not args.no_qemu:
-        result["qemu"] = bench("qemu", [qemu, "-accel", "kvm", "-cpu", "host,-arch-capabilities",
-                                        "-machine", "q35"] + common, args)
-        ratios = {}
-        for k in ("first_byte_s", "first_heartbeat_s", "write_pages_per_s"):
-            f, q = result["ferry"]["median"][k], result["qemu"]["median"][k]
-            ratios[k] = (f / q) if f and q else None
-        result["ferry_over_qemu"] = ratios
-    for side in ("ferry", "qemu"):
-        if side in result:
-            del result[side]["runs"]
+    result = {"benchmark": "boot", "params": {"ram": args.ram, "smp": args.smp,
+                                              "mem_mib": args.mem, "runs": args.runs},
+              "scenarios": {}}
+    for accel in accels:
+        for smp in [int(n) for n in args.smp.split(",")]:
+            append = "mem=%d rate=max cpus=%d hb=100" % (args.mem, smp)
+            common = ["-m", args.ram, "-smp", str(smp), "-kernel", kernel, "-append", append,
+                      "-nodefaults", "-display", "none", "-serial", "stdio"]
+            row = {"ferry": bench("ferry", [ferry, "-accel", accel] + common, args)}
+            if qemu and not args.no_qemu:
+                cpu = ["-cpu", "host,-arch-capabilities"] if accel == "kvm" else ["-cpu", "max"]
+                row["qemu"] = bench("qemu", [qemu, "-accel", accel] + cpu +
+                                    ["-machine", "q35"] + common, args)
+                row["ferry_over_qemu"] = {
+                    k: ratio(row["ferry"]["median"][k], row["qemu"]["median"][k])
+                    for k in ("first_byte_s", "first_heartbeat_s", "write_pages_per_s")}
+            for side in ("ferry", "qemu"):
+                if side in row:
+                    del row[side]["runs"]
+            result["scenarios"]["%s-smp%d" % (accel, smp)] = row
+            print("boot-bench: %s-smp%d done" % (accel, smp), file=sys.stderr)
     print(json.dumps(result, indent=2))
 
 

@@ -12,6 +12,7 @@
 #include <gio/gio.h>
 
 #include "accel/kvm.h"
+#include "system/accel.h"
 #include "chardev/char.h"
 #include "hw/virtio/virtio-mmio.h"
 #include "hw/x86/pm.h"
@@ -54,30 +55,38 @@ bool bql_locked(void)
     return bql_depth > 0;
 }
 
-void kvm_set_irq(int irq, int level)
+void accel_set_irq(int irq, int level)
 {
 }
 
-/* No KVM memory slots: RAM dirty tracking sees only the VMM's own writes. */
-int kvm_slot_count(void)
+/* The fuzzed VM's accelerator, as its configuration section names it. */
+static const AccelOps fuzz_accel_ops = { .name = "kvm" };
+
+const AccelOps *accel_current(void)
+{
+    return &fuzz_accel_ops;
+}
+
+/* No accelerator slots: RAM dirty tracking sees only the VMM's own writes. */
+int accel_slot_count(void)
 {
     return 0;
 }
 
-const KVMSlot *kvm_slot_get(int index)
+const AccelSlot *accel_slot_get(int index)
 {
     return NULL;
 }
 
-bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp)
+bool accel_slot_set_dirty_logging(int index, bool on, GError **errp)
 {
-    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no KVM slot %d", index);
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no guest RAM slot %d", index);
     return false;
 }
 
-bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
+bool accel_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
 {
-    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no KVM slot %d", index);
+    g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "no guest RAM slot %d", index);
     return false;
 }
 
@@ -138,7 +147,8 @@ void net_slirp_send(NetSlirp *ns, const uint8_t *buf, size_t len)
 static KVMState fuzz_kvm_state = { .fd = -1, .vmfd = -1 };
 KVMState *kvm_state = &fuzz_kvm_state;
 
-static CPUState fuzz_cpu = { .index = 0, .fd = -1 };
+static AccelCPUState fuzz_cpu_accel = { .fd = -1 };
+static CPUState fuzz_cpu = { .index = 0, .accel = &fuzz_cpu_accel };
 static FuzzVcpu fuzz_vcpu;
 static FuzzVcpu fuzz_vcpu_power_on;
 

@@ -73,7 +73,7 @@ static bool stdout_contains(void *opaque)
 
 static void test_serial_file(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     g_autofree char *f1 = g_build_filename(ferry_tmp_dir(), "serial1.log", NULL);
     g_autofree char *f2 = g_build_filename(ferry_tmp_dir(), "serial2.log", NULL);
@@ -96,7 +96,7 @@ static void test_serial_file(void)
 
 static void test_serial_stdio(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     g_autofree char *args = g_strdup_printf("-nodefaults -display none -m 128 -serial stdio "
                                             "-drive file=%s,format=raw", img);
@@ -130,7 +130,7 @@ static char *run_socat(const char *input, const char *path)
 /* -mon on -chardev sockets: QMP in control mode, HMP in readline mode. */
 static void test_mon_chardev(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     g_autofree char *qsock = g_build_filename(ferry_tmp_dir(), "mon-qmp.sock", NULL);
     g_autofree char *hsock = g_build_filename(ferry_tmp_dir(), "mon-hmp.sock", NULL);
@@ -153,7 +153,7 @@ static void test_mon_chardev(void)
 
 static void test_qtest_log(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     g_autofree char *log = g_build_filename(ferry_tmp_dir(), "qtest.log", NULL);
     FerryVM *vm = ferry_vm_start("-S -m 64 -accel qtest -qtest-log %s", log);
     g_autofree char *reply = ferry_qtest(vm, "endianness");

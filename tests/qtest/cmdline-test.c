@@ -56,8 +56,11 @@ static const BadOption bad_options[] = {
     { "-machine bogus", "unsupported machine type 'bogus'" },
     { "-machine pc,frobs=1", "-machine: Invalid parameter 'frobs'" },
     { "-cpu pentium", "-cpu pentium: unable to find CPU model 'pentium'" },
-    { "-accel tcg", "accelerator 'tcg' is not supported" },
+    { "-accel xen", "accelerator 'xen' is not supported by Ferry" },
+    { "-accel tcg -cpu host", "tcg: -cpu host: needs KVM" },
+    { "-cpu qemu64,+sse4.2", "-cpu qemu64,+sse4.2: CPU feature '+sse4.2'" },
     { "-accel warp", "-accel warp: invalid accelerator" },
+    { "-machine accel=kvm:warp", "-machine accel=kvm:warp: invalid accelerator warp" },
     { "-kernel /nonexistent/vmlinux", "-kernel /nonexistent/vmlinux: could not open kernel file" },
     { "-initrd /nonexistent/initrd", "-initrd /nonexistent/initrd: -initrd only makes sense" },
     { "-drive file=/nonexistent/disk.img,format=raw", "Could not open '/nonexistent/disk.img'" },
@@ -116,13 +119,13 @@ static void test_bad_bootsector(void)
     assert_one_line_error(r, "lacks the 0x55 0xAA boot signature");
 }
 
-/* The fallback list: tcg is refused, kvm then works and the guest runs. */
+/* The fallback list: xen is refused, the test's accelerator then works. */
 static void test_accel_fallback(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
-    FerryVM *vm = ferry_vm_start("-accel tcg -accel kvm -accel qtest -m 128 "
-                                 "-drive file=%s,format=raw", img);
+    FerryVM *vm = ferry_vm_start("-accel xen -accel %s -accel qtest -m 128 "
+                                 "-drive file=%s,format=raw", ferry_test_accel(), img);
     ferry_serial_wait_count(vm, "B", 2, 30000);
     g_assert_cmpint(ferry_vm_quit(vm), ==, 0);
 }
@@ -130,7 +133,7 @@ static void test_accel_fallback(void)
 /* Repeated -machine options merge; a memfd backend sized without -m. */
 static void test_machine_merge_memfd(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     FerryVM *vm = ferry_vm_start("-object memory-backend-memfd,id=ram0,size=160M "
                                  "-machine pc -machine memory-backend=ram0 "
@@ -144,7 +147,7 @@ static void test_machine_merge_memfd(void)
 /* A file backend writes the guest's memory into the file (share=on). */
 static void test_file_backend(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     g_autofree char *path = g_build_filename(ferry_tmp_dir(), "guest-ram", NULL);
     FerryVM *vm = ferry_vm_start("-object memory-backend-file,id=pc.ram,size=128M,"
@@ -166,7 +169,7 @@ static void test_file_backend(void)
 /* RAM beyond 3 GiB is mapped above 4 GiB and reachable there. */
 static void test_high_ram(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FerryVM *vm = ferry_vm_start("-S -m 3584M");
     ferry_writeq(vm, 0x100000000ULL, 0x1122334455667788ULL);
     g_assert_cmphex(ferry_readq(vm, 0x100000000ULL), ==, 0x1122334455667788ULL);
@@ -194,7 +197,7 @@ static bool process_gone(void *opaque)
 /* -daemonize: the parent returns 0 once the VM is up; -pidfile names the child. */
 static void test_daemonize_pidfile(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     g_autofree char *pidfile = g_build_filename(ferry_tmp_dir(), "ferry.pid", NULL);
     g_autofree char *qmp = g_build_filename(ferry_tmp_dir(), "daemon-qmp.sock", NULL);
@@ -220,7 +223,7 @@ static void test_daemonize_pidfile(void)
 /* SIGTERM and SIGINT shut the VM down cleanly with exit status 0. */
 static void test_signals(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     const int sigs[] = { SIGTERM, SIGINT };
 

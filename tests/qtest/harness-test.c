@@ -67,7 +67,7 @@ static void test_bootsect(void)
     FerryVM *vm;
     unsigned passes;
 
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
 
     vm = ferry_vm_start("-m 128 -drive file=%s,format=raw", img);
@@ -103,7 +103,7 @@ static void test_qmp_qtest(void)
     g_autofree char *desc = NULL;
     FerryVM *vm;
 
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
 
     /* -S: no guest code runs, so guest memory is the test's alone. */
     vm = ferry_vm_start("-S -m 64");

@@ -266,8 +266,15 @@ static void fail_at(FerryVM *vm, const char *file, int line, const char *func,
 
 bool ferry_kvm_available(char **why)
 {
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    struct stat st;
 
+    if (stat("/dev/kvm", &st) == 0 && !S_ISCHR(st.st_mode)) {
+        if (why) {
+            *why = g_strdup("KVM not available: /dev/kvm is not a character device");
+        }
+        return false;
+    }
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         if (why) {
             *why = g_strdup_printf("KVM not available: /dev/kvm: %s",
@@ -277,6 +284,40 @@ bool ferry_kvm_available(char **why)
     }
     close(fd);
     return true;
+}
+
+const char *ferry_test_accel(void)
+{
+    const char *env = g_getenv("FERRY_TEST_ACCEL");
+
+    if (env && *env) {
+        return env;
+    }
+    return ferry_kvm_available(NULL) ? "kvm" : "tcg";
+}
+
+bool ferry_accel_available(char **why)
+{
+    const char *accel = ferry_test_accel();
+
+    if (strcmp(accel, "kvm") == 0) {
+        return ferry_kvm_available(why);
+    }
+    if (strcmp(accel, "tcg") == 0) {
+#if FERRY_TCG_RUNS_GUESTS
+        return true;
+#else
+        if (why) {
+            *why = g_strdup("tcg: the software CPU does not run guests in this build yet");
+        }
+        return false;
+#endif
+    }
+    if (why) {
+        *why = g_strdup_printf("FERRY_TEST_ACCEL=%s: not an accelerator that runs guests "
+                               "(kvm, tcg)", accel);
+    }
+    return false;
 }
 
 const char *ferry_binary(void)
@@ -1785,7 +1826,7 @@ FerryVM *ferry_vm_start(const char *args_fmt, ...)
     append_shell_args(argv, args, "VM arguments");
     if (!args_name_accel(argv, user_from)) {
         g_ptr_array_insert(argv, user_from, g_strdup("-accel"));
-        g_ptr_array_insert(argv, user_from + 1, g_strdup("kvm"));
+        g_ptr_array_insert(argv, user_from + 1, g_strdup(ferry_test_accel()));
     }
     g_ptr_array_add(argv, NULL);
     cmd = argv_to_string((char **)argv->pdata);

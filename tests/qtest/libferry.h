@@ -41,14 +41,24 @@ typedef struct FerryVM FerryVM;
 
 /* ---- environment ---- */
 
-/* TRUE when /dev/kvm opens read-write; otherwise *why (if given) says why. */
+/* TRUE when /dev/kvm is a KVM device that opens read-write; else *why says why. */
 bool ferry_kvm_available(char **why);
 
-/* Skip the current test (and return from it) when KVM is missing. */
-#define FERRY_REQUIRE_KVM()                                         \
+/*
+ * The accelerator test VMs run on: FERRY_TEST_ACCEL ("kvm" or "tcg"; meson
+ * runs every VM test once per accelerator), else kvm where /dev/kvm works
+ * and tcg (the software CPU) elsewhere.
+ */
+const char *ferry_test_accel(void);
+
+/* TRUE when ferry_test_accel() can run guest code here; else *why says why. */
+bool ferry_accel_available(char **why);
+
+/* Skip the current test (and return from it) when the accelerator cannot run. */
+#define FERRY_REQUIRE_ACCEL()                                       \
     do {                                                            \
         g_autofree char *ferry_why_ = NULL;                         \
-        if (!ferry_kvm_available(&ferry_why_)) {                    \
+        if (!ferry_accel_available(&ferry_why_)) {                  \
             g_test_skip(ferry_why_);                                \
             return;                                                 \
         }                                                           \
@@ -114,7 +124,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(FerryRunResult, ferry_run_result_free)
  * Start a VM: ferry_binary() with
  *   -nodefaults -display none -qmp unix:DIR/qmp.sock,server=on,wait=off
  *   -qtest unix:DIR/qtest.sock -serial unix:DIR/serial.sock
- *   -accel kvm (left out when the arguments name -accel)
+ *   -accel ferry_test_accel() (left out when the arguments name -accel)
  *   $FERRY_TEST_ARGS  ARGS
  * ARGS is split like a shell would. Waits until the VMM has connected the
  * qtest and serial sockets and QMP has answered qmp_capabilities. Fails the

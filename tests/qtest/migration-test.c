@@ -22,7 +22,7 @@
  */
 static void bootsect_live(const char *transport)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     (void)img;
 
@@ -239,7 +239,7 @@ static void assert_source_recovers(FerryVM *src)
 
 static void test_cancel(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     (void)img;
     FerryVM *src = start_bootsect_vm(NULL);
@@ -282,7 +282,7 @@ static void test_cancel(void)
 
 static void test_dest_killed(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     (void)img;
     FerryVM *src = start_bootsect_vm(NULL);
@@ -305,7 +305,7 @@ static void test_dest_killed(void)
 
 static void test_connection_refused_and_bad_uris(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     (void)img;
     FerryVM *src = start_bootsect_vm(NULL);
@@ -330,7 +330,7 @@ static void test_connection_refused_and_bad_uris(void)
 
 static void test_ram_size_mismatch(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     FerryVM *src = start_bootsect_vm(NULL);
     ferry_serial_wait_marker(src, "A", 30000);
@@ -341,6 +341,32 @@ static void test_ram_size_mismatch(void)
     g_assert_cmpint(ferry_vm_wait_exit(dst, 30000), ==, 1);
     g_autofree char *log = ferry_vm_log(dst);
     g_assert_nonnull(strstr(log, "RAM block 'pc.ram' size mismatch"));
+    ferry_vm_free(dst);
+    g_autofree char *end = mig_wait_end(src, 30000);
+    g_assert_cmpstr(end, ==, "failed");
+    assert_source_recovers(src);
+    g_assert_cmpint(ferry_vm_quit(src), ==, 0);
+}
+
+/* A VM on another accelerator refuses the stream before loading any state. */
+static void test_accel_mismatch(void)
+{
+    FERRY_REQUIRE_ACCEL();
+    FERRY_REQUIRE_GUEST(img, "bootsect");
+    FerryVM *src = start_bootsect_vm(NULL);
+    ferry_serial_wait_marker(src, "A", 30000);
+    FerryVM *dst = ferry_vm_start("-accel qtest -m %d -drive file=%s,format=raw "
+                                  "-incoming tcp:127.0.0.1:0", BOOTSECT_RAM_MB, img);
+    g_autofree char *uri = mig_dest_tcp_uri(dst);
+    mig_migrate(src, uri);
+    g_assert_cmpint(ferry_vm_wait_exit(dst, 30000), ==, 1);
+    g_autofree char *log = ferry_vm_log(dst);
+    g_autofree char *want = g_strdup_printf("accelerator mismatch: the source ran on %s, "
+                                            "this VM runs on qtest", ferry_test_accel());
+    if (!strstr(log, want)) {
+        g_printerr("destination said: %s\n", log);
+    }
+    g_assert_nonnull(strstr(log, want));
     ferry_vm_free(dst);
     g_autofree char *end = mig_wait_end(src, 30000);
     g_assert_cmpstr(end, ==, "failed");
@@ -367,7 +393,7 @@ static void restore_expect_failure(const char *path, const char *message)
 
 static void test_corrupt_streams(void)
 {
-    FERRY_REQUIRE_KVM();
+    FERRY_REQUIRE_ACCEL();
     FERRY_REQUIRE_GUEST(img, "bootsect");
     (void)img;
     FerryVM *src = start_bootsect_vm(NULL);
@@ -445,6 +471,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/failure/refused-and-bad-uris",
                     test_connection_refused_and_bad_uris);
     g_test_add_func("/migration/failure/ram-size-mismatch", test_ram_size_mismatch);
+    g_test_add_func("/migration/failure/accel-mismatch", test_accel_mismatch);
     g_test_add_func("/migration/failure/corrupt-streams", test_corrupt_streams);
     return g_test_run();
 }

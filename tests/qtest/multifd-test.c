@@ -47,7 +47,7 @@
 #define MULTIFD_MAGIC 0x464d4643u
 
 #define NEED_BOOTSECT() \
-    FERRY_REQUIRE_KVM(); \
+    FERRY_REQUIRE_ACCEL(); \
     FERRY_REQUIRE_GUEST(img_, "bootsect"); \
     (void)img_
 

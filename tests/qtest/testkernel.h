@@ -50,7 +50,7 @@ static inline FerryVM *testkernel_start(const char *kernel, const char *extra, i
 }
 
 #define NEED_TESTKERNEL(var) \
-    FERRY_REQUIRE_KVM(); \
+    FERRY_REQUIRE_ACCEL(); \
     FERRY_REQUIRE_GUEST(var, "kernel")
 
 #endif

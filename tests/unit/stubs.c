@@ -6,6 +6,7 @@
  */
 #include <gio/gio.h>
 
+#include "system/accel.h"
 #include "system/cpus.h"
 #include "system/main-loop.h"
 #include "system/runstate.h"
@@ -18,6 +19,18 @@ int stub_reset_requests;
 int stub_powerdown_requests;
 
 bool runstate_no_reboot;
+
+/* query-kvm answers as on a KVM host. */
+bool accel_kvm_enabled(void)
+{
+    return true;
+}
+
+bool accel_kvm_present(void)
+{
+    return true;
+}
+
 bool runstate_no_shutdown;
 
 RunState runstate_get(void)

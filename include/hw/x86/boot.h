@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <glib.h>
 
-#include "accel/kvm.h"
 
 typedef enum X86BootMode {
     X86_BOOT_REAL_MODE,         /* CS:IP = 0:entry, paging and protection off */
@@ -60,6 +59,6 @@ bool x86_boot_load_initrd(X86Boot *boot, const char *initrd, uint64_t max_addr,
                           uint64_t *addr, uint64_t *size, GError **errp);
 
 /* Copy every blob into RAM and set the boot CPU's registers. */
-void x86_boot_apply(X86Boot *boot, CPUState *bsp);
+void x86_boot_apply(X86Boot *boot, int bsp);
 
 #endif

@@ -30,13 +30,6 @@ typedef struct PCMachineConfig {
 /* Build the machine: memory slots, vCPUs, devices, boot payload. */
 bool pc_machine_init(const PCMachineConfig *cfg, GError **errp);
 
-/*
- * Register the migration state KVM keeps for the machine, in load order:
- * ("i8259", 0 and 1), ("ioapic", 0), ("i8254", 0), ("cpu", n) for every
- * vCPU, ("kvmclock", 0). pc_machine_init() calls it after the devices.
- */
-void pc_kvm_state_register(void);
-
 /* Machine type names -machine help lists. */
 void pc_machine_print_types(void);
 bool pc_machine_type_known(const char *name);

@@ -19,11 +19,13 @@
 
 #include "chardev/char.h"
 #include "hw/char/serial.h"
+#include "system/accel.h"
 #include "hw/virtio/virtio-blk.h"
 #include "hw/virtio/virtio-mmio.h"
 #include "hw/virtio/virtio-net.h"
 #include "hw/x86/pm.h"
 #include "net/slirp.h"
+#include "system/accel.h"
 #include "system/ioport.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
@@ -36,7 +38,7 @@
 static int irq_levels[32];
 static int irq_sets[32];
 
-void kvm_set_irq(int irq, int level)
+void accel_set_irq(int irq, int level)
 {
     g_assert(irq >= 0 && irq < 32);
     irq_levels[irq] = level;

@@ -41,17 +41,19 @@ static CPUState *test_vcpu_new(void)
     CPUState *cpu = g_new0(CPUState, 1);
 
     cpu->index = 0;
-    cpu->fd = ioctl(kvm_state->vmfd, KVM_CREATE_VCPU, 0UL);
-    g_assert_cmpint(cpu->fd, >=, 0);
+    cpu->accel = g_new0(AccelCPUState, 1);
+    cpu->accel->fd = ioctl(kvm_state->vmfd, KVM_CREATE_VCPU, 0UL);
+    g_assert_cmpint(cpu->accel->fd, >=, 0);
     g_autofree struct kvm_cpuid2 *cpuid = kvm_cpuid_for_vcpu(0, 1, &err);
     g_assert_no_error(err);
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_CPUID2, cpuid), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_CPUID2, cpuid), ==, 0);
     return cpu;
 }
 
 static void test_vcpu_free(CPUState *cpu)
 {
-    close(cpu->fd);
+    close(cpu->accel->fd);
+    g_free(cpu->accel);
     g_free(cpu);
 }
 
@@ -77,7 +79,7 @@ static uint64_t msr_get(CPUState *cpu, uint32_t index)
         struct kvm_msrs hdr;
         struct kvm_msr_entry e;
     } m = { .hdr.nmsrs = 1, .e.index = index };
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_MSRS, &m), ==, 1);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_MSRS, &m), ==, 1);
     return m.e.data;
 }
 
@@ -87,7 +89,7 @@ static void msr_set(CPUState *cpu, uint32_t index, uint64_t value)
         struct kvm_msrs hdr;
         struct kvm_msr_entry e;
     } m = { .hdr.nmsrs = 1, .e.index = index, .e.data = value };
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_MSRS, &m), ==, 1);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_MSRS, &m), ==, 1);
 }
 
 static const struct {
@@ -119,11 +121,11 @@ static void vcpu_set_state(CPUState *cpu)
         .r11 = 11, .r12 = 12, .r13 = 13, .r14 = 14, .r15 = 15, .rip = 0x100123,
         .rflags = 0x46,
     };
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_REGS, &regs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_REGS, &regs), ==, 0);
 
     /* 32-bit protected mode, flat segments, paging off. */
     struct kvm_sregs sregs;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_SREGS, &sregs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_SREGS, &sregs), ==, 0);
     struct kvm_segment code = {
         .base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb, .present = 1,
         .dpl = 0, .db = 1, .s = 1, .g = 1,
@@ -143,7 +145,7 @@ static void vcpu_set_state(CPUState *cpu)
     sregs.cr2 = 0xdead000;
     sregs.cr3 = 0x9000;
     sregs.cr4 = 0x200;      /* OSFXSR */
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_SREGS, &sregs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_SREGS, &sregs), ==, 0);
 
     for (unsigned i = 0; i < G_N_ELEMENTS(test_msrs); i++) {
         msr_set(cpu, test_msrs[i].index, test_msrs[i].value);
@@ -156,7 +158,7 @@ static void vcpu_set_state(CPUState *cpu)
 
     /* An XMM register and MXCSR, in the legacy area. */
     struct kvm_xsave *xs = g_malloc0(MAX(4096, kvm_check_extension(KVM_CAP_XSAVE2)));
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_XSAVE, xs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_XSAVE, xs), ==, 0);
     uint8_t *area = (uint8_t *)xs->region;
     uint32_t mxcsr = 0x1f80 | 0x6000;   /* round toward zero */
     memcpy(area + 24, &mxcsr, 4);
@@ -167,36 +169,36 @@ static void vcpu_set_state(CPUState *cpu)
     memcpy(&xstate_bv, area + 512, 8);
     xstate_bv |= 3;                                 /* x87, SSE in use */
     memcpy(area + 512, &xstate_bv, 8);
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_XSAVE, xs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_XSAVE, xs), ==, 0);
     g_free(xs);
 
     struct kvm_debugregs dbg = { .db = { 0x1000, 0x2000, 0, 0 }, .dr6 = 0xffff0ff0,
                                  .dr7 = 0x403 };
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_DEBUGREGS, &dbg), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_DEBUGREGS, &dbg), ==, 0);
 
     struct kvm_lapic_state lapic;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_LAPIC, &lapic), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_LAPIC, &lapic), ==, 0);
     uint32_t tpr = 0x20, svr = 0x1ff, lvt_err = 0xfe;
     memcpy(&lapic.regs[0x80], &tpr, 4);
     memcpy(&lapic.regs[0xf0], &svr, 4);
     memcpy(&lapic.regs[0x370], &lvt_err, 4);
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_LAPIC, &lapic), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_LAPIC, &lapic), ==, 0);
 
     struct kvm_vcpu_events ev;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &ev), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_VCPU_EVENTS, &ev), ==, 0);
     ev.flags = KVM_VCPUEVENT_VALID_SHADOW;
     ev.interrupt.shadow = KVM_X86_SHADOW_INT_MOV_SS;
     ev.nmi.masked = 1;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_VCPU_EVENTS, &ev), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_VCPU_EVENTS, &ev), ==, 0);
 
     struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_HALTED };
-    g_assert_cmpint(ioctl(cpu->fd, KVM_SET_MP_STATE, &mp), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_SET_MP_STATE, &mp), ==, 0);
 }
 
 static void vcpu_assert_state(CPUState *cpu)
 {
     struct kvm_regs regs;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_REGS, &regs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_REGS, &regs), ==, 0);
     g_assert_cmphex(regs.rax, ==, 0x1111);
     g_assert_cmphex(regs.rbp, ==, 0x8888);
     g_assert_cmphex(regs.r15, ==, 15);
@@ -204,7 +206,7 @@ static void vcpu_assert_state(CPUState *cpu)
     g_assert_cmphex(regs.rflags, ==, 0x46);
 
     struct kvm_sregs sregs;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_SREGS, &sregs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_SREGS, &sregs), ==, 0);
     g_assert_cmphex(sregs.cr0 & 0x11, ==, 0x11);
     g_assert_cmphex(sregs.cr2, ==, 0xdead000);
     g_assert_cmphex(sregs.cr3, ==, 0x9000);
@@ -226,7 +228,7 @@ static void vcpu_assert_state(CPUState *cpu)
     }
 
     struct kvm_xsave *xs = g_malloc0(MAX(4096, kvm_check_extension(KVM_CAP_XSAVE2)));
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_XSAVE, xs), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_XSAVE, xs), ==, 0);
     uint8_t *area = (uint8_t *)xs->region;
     uint32_t mxcsr;
     memcpy(&mxcsr, area + 24, 4);
@@ -237,13 +239,13 @@ static void vcpu_assert_state(CPUState *cpu)
     g_free(xs);
 
     struct kvm_debugregs dbg;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_DEBUGREGS, &dbg), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_DEBUGREGS, &dbg), ==, 0);
     g_assert_cmphex(dbg.db[0], ==, 0x1000);
     g_assert_cmphex(dbg.db[1], ==, 0x2000);
     g_assert_cmphex(dbg.dr7, ==, 0x403);
 
     struct kvm_lapic_state lapic;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_LAPIC, &lapic), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_LAPIC, &lapic), ==, 0);
     uint32_t tpr, svr, lvt_err;
     memcpy(&tpr, &lapic.regs[0x80], 4);
     memcpy(&svr, &lapic.regs[0xf0], 4);
@@ -253,12 +255,12 @@ static void vcpu_assert_state(CPUState *cpu)
     g_assert_cmphex(lvt_err, ==, 0xfe);
 
     struct kvm_vcpu_events ev;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_VCPU_EVENTS, &ev), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_VCPU_EVENTS, &ev), ==, 0);
     g_assert_cmpuint(ev.interrupt.shadow, ==, KVM_X86_SHADOW_INT_MOV_SS);
     g_assert_cmpuint(ev.nmi.masked, ==, 1);
 
     struct kvm_mp_state mp;
-    g_assert_cmpint(ioctl(cpu->fd, KVM_GET_MP_STATE, &mp), ==, 0);
+    g_assert_cmpint(ioctl(cpu->accel->fd, KVM_GET_MP_STATE, &mp), ==, 0);
     g_assert_cmpuint(mp.mp_state, ==, KVM_MP_STATE_HALTED);
 }
 
@@ -383,7 +385,7 @@ static void test_irqchip_pit_clock(void)
     g_assert_cmpint(ioctl(kvm_state->vmfd, KVM_SET_CLOCK, &clock), ==, 0);
 
     stub_vmstate_clear();
-    pc_kvm_state_register();
+    kvm_irqchip_register_vmstate();
     if (stub_vmstate_count() == 0) {
         /* savevm.c came in with libferry and its registry took the registrations. */
         g_test_skip("the real migration registry is linked in; cannot look registrations up");

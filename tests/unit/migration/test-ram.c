@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
-#include "accel/kvm.h"
+#include "system/accel.h"
 #include "migration/migration.h"
 #include "migration/multifd.h"
 #include "multifd-stubs.h"
@@ -88,36 +88,32 @@ bool bql_locked(void)
 
 /* Fake KVM memory slots: each has a log the test sets bits in. */
 #define FAKE_SLOTS 4
-static KVMSlot fake_slots[FAKE_SLOTS];
+static AccelSlot fake_slots[FAKE_SLOTS];
 static unsigned long *fake_logs[FAKE_SLOTS];
 static int fake_nr_slots;
 static int fake_log_fetches;
 
-int kvm_slot_count(void)
+int accel_slot_count(void)
 {
     return fake_nr_slots;
 }
 
-const KVMSlot *kvm_slot_get(int index)
+const AccelSlot *accel_slot_get(int index)
 {
     return index >= 0 && index < fake_nr_slots ? &fake_slots[index] : NULL;
 }
 
-bool kvm_slot_set_dirty_logging(int index, bool on, GError **errp)
+bool accel_slot_set_dirty_logging(int index, bool on, GError **errp)
 {
     g_assert(index >= 0 && index < fake_nr_slots);
-    if (on) {
-        fake_slots[index].flags |= KVM_MEM_LOG_DIRTY_PAGES;
-    } else {
-        fake_slots[index].flags &= ~KVM_MEM_LOG_DIRTY_PAGES;
-    }
+    fake_slots[index].logging = on;
     return true;
 }
 
-bool kvm_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
+bool accel_slot_get_dirty_log(int index, unsigned long *bitmap, GError **errp)
 {
     g_assert(index >= 0 && index < fake_nr_slots);
-    g_assert(fake_slots[index].flags & KVM_MEM_LOG_DIRTY_PAGES);
+    g_assert(fake_slots[index].logging);
     size_t words = (fake_slots[index].size / PAGE + 63) / 64;
     memcpy(bitmap, fake_logs[index], words * sizeof(long));
     memset(fake_logs[index], 0, words * sizeof(long));
@@ -129,8 +125,8 @@ static void fake_slot_add(RAMBlock *rb, uint64_t offset, uint64_t size)
 {
     g_assert(fake_nr_slots < FAKE_SLOTS);
     int i = fake_nr_slots++;
-    fake_slots[i] = (KVMSlot) {
-        .slot = i, .gpa = 0x100000000ULL * i, .size = size, .host = rb->host + offset,
+    fake_slots[i] = (AccelSlot) {
+        .gpa = 0x100000000ULL * i, .size = size, .host = rb->host + offset,
     };
     fake_logs[i] = g_new0(unsigned long, (size / PAGE + 63) / 64);
 }
@@ -146,7 +142,7 @@ static void fake_vcpu_write(int slot, uint64_t slot_page, uint8_t v)
 static void fake_slots_clear(void)
 {
     for (int i = 0; i < fake_nr_slots; i++) {
-        g_assert_false(fake_slots[i].flags & KVM_MEM_LOG_DIRTY_PAGES);
+        g_assert_false(fake_slots[i].logging);
         g_clear_pointer(&fake_logs[i], g_free);
     }
     fake_nr_slots = 0;
@@ -545,7 +541,7 @@ static void test_ram_kvm_dirty_log(void)
     stream_open(&s);
     save_setup(&s);
     g_assert_cmpint(fake_log_fetches, ==, 3);
-    g_assert_true(fake_slots[0].flags & KVM_MEM_LOG_DIRTY_PAGES);
+    g_assert_true(fake_slots[0].logging);
     save_iterate_all(&s);
     g_assert_cmpuint(mig_stat_get(&mig_stats.normal_pages), ==, 2);
 
@@ -574,7 +570,7 @@ static void test_ram_kvm_dirty_log(void)
     s.payloads++;
     g_assert_cmpuint(mig_stat_get(&mig_stats.normal_pages), ==, 4 + expect);
     for (int i = 0; i < fake_nr_slots; i++) {
-        g_assert_false(fake_slots[i].flags & KVM_MEM_LOG_DIRTY_PAGES);
+        g_assert_false(fake_slots[i].logging);
     }
     g_autoptr(GByteArray) bytes = stream_close(&s);
 

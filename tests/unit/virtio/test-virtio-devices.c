@@ -21,6 +21,7 @@
 #include "hw/virtio/virtio-devices.h"
 #include "hw/virtio/virtio-mmio.h"
 #include "hw/virtio/virtio-net.h"
+#include "system/accel.h"
 #include "system/ioport.h"
 #include "system/main-loop.h"
 #include "system/memory.h"
@@ -35,8 +36,8 @@ static int irq_levels[32];
 static char *tmpdir;
 static int fwd_port;
 
-/* Stand-ins for accel/kvm and the main loop. */
-void kvm_set_irq(int irq, int level)
+/* Stand-ins for the accelerator and the main loop. */
+void accel_set_irq(int irq, int level)
 {
     irq_levels[irq] = level;
 }

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 
 #include "hw/virtio/virtio-devices.h"
+#include "system/accel.h"
 #include "system/ioport.h"
 #include "system/main-loop.h"
 #include "system/memory.h"
@@ -65,7 +66,7 @@ void serial_puts(const char *s)
 }
 
 /* What the machine provides. */
-void kvm_set_irq(int irq, int level)
+void accel_set_irq(int irq, int level)
 {
 }
 

@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "hw/virtio/virtio-mmio.h"
+#include "system/accel.h"
 #include "system/ioport.h"
 #include "system/memory.h"
 #include "system/ramblock.h"
@@ -20,8 +21,8 @@
 static int irq_levels[32];
 static int irq_changes;
 
-/* Stand-in for accel/kvm: the line level per GSI. */
-void kvm_set_irq(int irq, int level)
+/* Stand-in for the accelerator: the line level per GSI. */
+void accel_set_irq(int irq, int level)
 {
     g_assert(irq >= 0 && irq < 32);
     irq_levels[irq] = level;
