@@ -1,8 +1,10 @@
 # Convenience wrapper: ./configure && make && make check
 BUILD_DIR ?= build
 NINJA ?= ninja
+BENCH_ACCEL ?= auto
+BENCH_RUNS ?= 3
 
-.PHONY: all check check-unit check-qtest demo bench bench-migration bench-multifd clean distclean deps
+.PHONY: all check check-unit check-qtest demo bench bench-boot bench-migration bench-multifd bench-tcg clean distclean deps
 
 all: $(BUILD_DIR)/build.ninja
 	$(NINJA) -C $(BUILD_DIR)
@@ -27,14 +29,21 @@ check-qtest: all
 demo: all
 	scripts/demo.py --build-dir $(BUILD_DIR)
 
-bench: all
-	tests/bench/boot-bench.py --build-dir $(BUILD_DIR)
+# BENCH_ACCEL: kvm, tcg, both or auto (tcg, and kvm too where /dev/kvm works).
+bench: bench-boot bench-migration
+
+bench-boot: all
+	tests/bench/boot-bench.py --build-dir $(BUILD_DIR) --accel $(BENCH_ACCEL)
 
 bench-migration: all
-	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs 3
+	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs $(BENCH_RUNS) --accel $(BENCH_ACCEL)
 
 bench-multifd: all
-	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs 3 --scenarios multifd
+	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs $(BENCH_RUNS) --accel $(BENCH_ACCEL) --scenarios multifd
+
+bench-tcg: all
+	tests/bench/boot-bench.py --build-dir $(BUILD_DIR) --accel tcg
+	tests/bench/migration-bench.py --build-dir $(BUILD_DIR) --runs $(BENCH_RUNS) --accel tcg
 
 clean:
 	$(NINJA) -C $(BUILD_DIR) clean

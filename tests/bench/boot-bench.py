@@ -12,11 +12,12 @@ import os
 import re
 import select
 import shutil
-import stat
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_accel import accels_for
 
 HB_RE = re.compile(rb"HB token=([0-9a-f]+) ticks=(\d+) pass=(\d+) writes=(\d+)")
 
@@ -81,15 +82,6 @@ def bench(name, cmd, args):
     }
 
 
-def kvm_works():
-    try:
-        if not stat.S_ISCHR(os.stat("/dev/kvm").st_mode):
-            return False
-        fd = os.open("/dev/kvm", os.O_RDWR)
-        os.close(fd)
-        return True
-    except OSError:
-        return False
 
 
 def ratio(f, q):
@@ -114,12 +106,7 @@ def main():
     ferry = os.path.join(args.build_dir, "ferry-system-x86_64")
     if not os.path.exists(kernel) or not os.path.exists(ferry):
         sys.exit("boot-bench: build first (make): %s or %s missing" % (ferry, kernel))
-    if args.accel == "auto":
-        accels = ["tcg"] + (["kvm"] if kvm_works() else [])
-    elif args.accel == "both":
-        accels = ["tcg", "kvm"]
-    else:
-        accels = [args.accel]
+    accels = accels_for(args.accel)
     qemu = shutil.which("qemu-system-x86_64")
     result = {"benchmark": "boot", "params": {"ram": args.ram, "smp": args.smp,
                                               "mem_mib": args.mem, "runs": args.runs},

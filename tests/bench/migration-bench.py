@@ -29,6 +29,19 @@ Scenarios (1 vCPU; each run --runs times, medians printed):
 --scenarios takes names, groups, globs (multifd-*-c4-none) and prefixes that end at
 a '-' (multifd-written, multifd-dirty-moderate-c2), comma-separated.
 
+--accel kvm|tcg|both|auto (default auto: tcg, and kvm too where /dev/kvm is a
+character device that opens) runs the selection under each accelerator: Ferry
+with -accel ACCEL (its default CPU model), QEMU with -machine q35 -accel kvm -cpu
+host,-arch-capabilities or -accel tcg -cpu max. JSON keys are ACCEL/NAME
+(kvm/written-512m, tcg/written-512m). Without --scenarios, kvm runs "precopy" and
+tcg runs "tcg-default": idle-1g, idle-1g-paused, written-512m, dirty-moderate,
+save-restore and the multifd scenarios with none and zstd. A software CPU writes
+guest memory far more slowly than KVM, so under tcg the test kernel's mem= and
+rate= are divided by --tcg-scale (4: written-512m writes 128 MiB, dirty-moderate
+dirties 5000 pages/s over 64 MiB) and the destination has --tcg-resume-timeout
+(60 s) to show its heartbeat and VERIFY OK; the names stay, and each tcg scenario
+says in "tcg_scaled" (and params.tcg) what changed.
+
 Live migration goes over tcp loopback (destination -incoming tcp:127.0.0.1:PORT),
 max-bandwidth 100 GB/s unless the scenario caps it, downtime-limit 300 ms unless
 it says otherwise, events capability on both sides. Per run, from query-migrate on
@@ -67,6 +80,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from bench_accel import accels_for
 
 HB_RE = re.compile(r"HB token=([0-9a-f]+) ticks=(\d+) pass=(\d+) writes=(\d+)")
 VERIFY_RE = re.compile(r"VERIFY OK (\d+)")
@@ -278,6 +293,7 @@ class VM:
         self.proc = None
         self.qmp = None
         self.serial = None
+        self.write_window = None
 
     def start(self):
         self.t_start = mono()
@@ -368,16 +384,38 @@ def append_for(sc, args):
     return "%s hb=%d" % (sc["append"], args.hb)
 
 
-def boot_and_settle(vm, args, settle_hb=2):
-    """Start a source and wait for its first VERIFY OK, then a few heartbeats."""
+# Under tcg, a dirtying guest's migration starts this long after a VERIFY OK line.
+AFTER_VERIFY_S = 0.3
+
+
+def boot_and_settle(vm, args, settle_hb=2, after_verify=False):
+    """Start a source and wait for its first VERIFY OK, then a few heartbeats.
+    vm.write_window is the span of heartbeats to take the guest's write rate
+    before migration from (None: the 1.2 s before migrate).
+
+    after_verify (dirtying guests under tcg): then wait for the next VERIFY OK
+    and AFTER_VERIFY_S more. The test kernel verifies its whole area at least
+    every second (tests/guest/kernel/workload.c) and writes nothing meanwhile;
+    under KVM that takes milliseconds, on a software CPU it can take longer than
+    the second of writing between passes. Without this the migration would start
+    ~1 s after the first VERIFY OK, just as the next pass begins, and a short
+    migration would see a guest that is only reading. The write rate before
+    migration is then taken over the settling second (writing only), not over
+    the last 1.2 s (which would include a pass)."""
     vm.start()
+    vm.write_window = None
     _, _, m = vm.serial.wait(BOOT_RE, args.boot_timeout)
     token = m.group(1)
     i, t, _ = vm.serial.wait(VERIFY_RE, args.boot_timeout)
     for _ in range(settle_hb):
-        i, _, _ = vm.serial.wait(HB_RE, 30, start=i + 1)
+        i, t_a, _ = vm.serial.wait(HB_RE, 30, start=i + 1)
     # A little longer: the write rate before migration, untracked.
-    vm.serial.wait(HB_RE, 30, start=i + 1, after_t=mono() + 1.0)
+    i, t_b, _ = vm.serial.wait(HB_RE, 30, start=i + 1, after_t=mono() + 1.0)
+    if after_verify:
+        # Stop short of the second after VERIFY OK, when the next pass begins.
+        vm.write_window = (t_a, min(t_b, t_a + 0.8))
+        i, t_ok, _ = vm.serial.wait(VERIFY_RE, args.boot_timeout, start=i + 1)
+        vm.serial.wait(HB_RE, 30, start=i + 1, after_t=t_ok + AFTER_VERIFY_S)
     return token
 
 
@@ -519,6 +557,7 @@ def query_figures(q):
 
 def live_run(side, sc, args, tmp):
     ram = sc["ram"]
+    rto = sc.get("resume_timeout", args.resume_timeout)
     paused = sc.get("paused", False)
     append = append_for(sc, args)
     src_more = ["-S"] if paused else []
@@ -542,7 +581,7 @@ def live_run(side, sc, args, tmp):
             src.start()
             token = None
         else:
-            token = boot_and_settle(src, args)
+            token = boot_and_settle(src, args, after_verify=sc.get("after_verify", False))
         dst.start()
         caps = {"events": True, "auto-converge": bool(sc.get("auto_converge"))}
         params = {"max-bandwidth": sc.get("max_bandwidth", UNCAPPED),
@@ -562,7 +601,8 @@ def live_run(side, sc, args, tmp):
         samples = []
         t0 = mono()
         if not paused:
-            res["guest_writes_per_s_before"] = write_rate(src.serial.heartbeats(t0 - 1.2, t0))
+            res["guest_writes_per_s_before"] = write_rate(src.serial.heartbeats(
+                *(src.write_window or (t0 - 1.2, t0))))
         cpu0_src, cpu0_dst = proc_cpu(src.proc.pid), proc_cpu(dst.proc.pid)
         src.qmp.cmd("migrate", {"uri": uri})
         status = wait_migration_end(src, sc.get("timeout", args.mig_timeout),
@@ -592,7 +632,7 @@ def live_run(side, sc, args, tmp):
             return res
         # The destination's CPU up to its own "completed" (it has loaded
         # everything; its guest starts right after).
-        if dst.qmp.wait_event(is_end, args.resume_timeout):
+        if dst.qmp.wait_event(is_end, rto):
             cpu1_dst = proc_cpu(dst.proc.pid)
         else:
             cpu1_dst = None
@@ -607,7 +647,7 @@ def live_run(side, sc, args, tmp):
                 [s.get("cpu-throttle-percentage", 0) for s in samples] +
                 [q.get("cpu-throttle-percentage", 0)])
         if not paused:
-            _, t_hb, m = dst.serial.wait(HB_RE, args.resume_timeout)
+            _, t_hb, m = dst.serial.wait(HB_RE, rto)
             res["migrate_to_dst_hb_ms"] = (t_hb - t0) * 1000
             res["token_kept"] = (m.group(1) == token)
             t_last, _ = src.serial.last(HB_RE)
@@ -622,7 +662,7 @@ def live_run(side, sc, args, tmp):
                 res["stop_to_resume_ms"] = (event_mono(resume) - event_mono(stop)) * 1000
             # The guest still verifies its memory at the destination.
             try:
-                dst.serial.wait(VERIFY_RE, args.resume_timeout)
+                dst.serial.wait(VERIFY_RE, rto)
                 res["verify_ok_after"] = dst.serial.failure() is None
             except BenchError:
                 res["verify_ok_after"] = False
@@ -642,6 +682,7 @@ def live_run(side, sc, args, tmp):
 
 def save_restore_run(side, sc, args, tmp, save_uri, restore_uri, path):
     append = append_for(sc, args)
+    rto = sc.get("resume_timeout", args.resume_timeout)
     src = side.vm(tmp, "src", sc["ram"], append)
     dst = None
     res = {}
@@ -666,14 +707,14 @@ def save_restore_run(side, sc, args, tmp, save_uri, restore_uri, path):
 
         dst = side.vm(tmp, "dst", sc["ram"], append, ["-incoming", restore_uri])
         dst.start()
-        _, t_hb, m = dst.serial.wait(HB_RE, args.resume_timeout)
+        _, t_hb, m = dst.serial.wait(HB_RE, rto)
         res["restore_to_hb_ms"] = (t_hb - dst.t_start) * 1000
         res["token_kept"] = (m.group(1) == token)
         resume = first_event(dst, "RESUME")
         if resume:
             res["restore_to_resume_event_ms"] = (event_mono(resume) - dst.t_start) * 1000
         try:
-            dst.serial.wait(VERIFY_RE, args.resume_timeout)
+            dst.serial.wait(VERIFY_RE, rto)
             res["verify_ok_after"] = dst.serial.failure() is None
         except BenchError:
             res["verify_ok_after"] = False
@@ -1013,14 +1054,16 @@ def scenarios(args):
 
 def select_scenarios(all_sc, spec):
     """Scenarios named by a comma-separated spec. Each item is an exact name, a
-    group (all, precopy, multifd), a glob (multifd-*-c4-none) or a prefix ending
+    group (all, precopy, multifd, tcg-default), a glob (multifd-*-c4-none) or a prefix ending
     at a '-' boundary (multifd-written, multifd-dirty-moderate-c2). Returns the
     scenarios in their usual order, or raises ValueError naming what matched
     nothing."""
     names = [s["name"] for s in all_sc]
     groups = {"all": set(names),
               "precopy": {s["name"] for s in all_sc if s.get("group") != "multifd"},
-              "multifd": {s["name"] for s in all_sc if s.get("group") == "multifd"}}
+              "multifd": {s["name"] for s in all_sc if s.get("group") == "multifd"},
+              "tcg-default": {n for n in names
+                              if any(fnmatch.fnmatchcase(n, g) for g in TCG_DEFAULT)}}
     want = set()
     unknown = []
     for item in [x.strip() for x in spec.split(",") if x.strip()]:
@@ -1072,9 +1115,52 @@ def precopy_scenarios(args):
     ]
 
 
+# The scenarios that run under tcg when --scenarios is not given: the KVM default
+# (precopy) costs too long on a software CPU, and zlib adds nothing here.
+TCG_DEFAULT = ("idle-1g", "idle-1g-paused", "written-512m", "dirty-moderate",
+               "save-restore", "multifd-*-none", "multifd-*-zstd")
+
+
+def tcg_scale(sc, args):
+    """The scenario as it runs under tcg. A software CPU writes guest pages far
+    more slowly than KVM (Ferry's interpreter ~25k pages/s against ~800k; the
+    fill at boot and every verification pass are as slow), so the test area
+    (mem=, not below the kernel's 16 MiB minimum) and the write rate (rate=N;
+    rate=max stays) are divided by --tcg-scale, and the destination gets
+    --tcg-resume-timeout to print its heartbeat and VERIFY OK. -m stays: RAM
+    the guest never wrote costs little to send. The names stay, so the rows
+    line up with the kvm ones; "tcg_scaled" says what changed."""
+    div = args.tcg_scale
+    sc = dict(sc)
+    words = sc["append"].split()
+    scaled = {}
+    for i, w in enumerate(words):
+        key, _, val = w.partition("=")
+        if key in ("mem", "rate") and val.isdigit() and div > 1:
+            new = max(int(val) // div, 16 if key == "mem" else 1)
+            if new != int(val):
+                words[i] = "%s=%d" % (key, new)
+                scaled[key] = {"kvm": int(val), "tcg": new}
+    sc["append"] = " ".join(words)
+    sc["resume_timeout"] = args.tcg_resume_timeout
+    sc["tcg_scaled"] = dict(scaled, divisor=div, resume_timeout_s=args.tcg_resume_timeout)
+    # A guest that dirties memory (rate above 1) is migrated right after one of
+    # its verification passes (boot_and_settle).
+    rate = [w.partition("=")[2] for w in words if w.startswith("rate=")]
+    if not sc.get("paused") and rate and rate[-1] != "1":
+        sc["after_verify"] = True
+        sc["tcg_scaled"]["migrate_after_verify_ok_s"] = AFTER_VERIFY_S
+    if scaled:
+        sc["what"] += " (under tcg: %s)" % ", ".join(
+            "%s=%d instead of %d" % (k, v["tcg"], v["kvm"]) for k, v in scaled.items())
+    return sc
+
+
 def run_scenario(sides, sc, args, log, streams_limit=None):
     out = {"what": sc["what"], "ram": sc["ram"], "append": append_for(sc, args),
-           "load_before": loadavg()}
+           "accel": sc["accel"], "load_before": loadavg()}
+    if "tcg_scaled" in sc:
+        out["tcg_scaled"] = sc["tcg_scaled"]
     if sc.get("multifd"):
         out["multifd"] = dict(sc["multifd"])
         if sc["multifd"]["compression"] != "none":
@@ -1103,7 +1189,7 @@ def run_scenario(sides, sc, args, log, streams_limit=None):
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
                 runs.append(compact(r))
-                log("%s %s run %d: %s" % (sc["name"], label, i + 1, json.dumps(
+                log("%s %s run %d: %s" % (sc["key"], label, i + 1, json.dumps(
                     {k: r.get(k) for k in ("status", "total_time_ms", "downtime_ms",
                                            "transferred_bytes", "multifd_bytes",
                                            "migrate_to_dst_hb_ms", "stop_to_resume_ms",
@@ -1166,6 +1252,8 @@ def multifd_table(scs):
     return rows
 
 
+
+
 def on_sigterm(signum, frame):
     raise KeyboardInterrupt()
 
@@ -1175,10 +1263,18 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build-dir", default="build")
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--scenarios", default="precopy",
-                   help="comma-separated scenario names, groups (precopy, multifd, all), "
-                        "globs (multifd-*-c4-none) or dash-bounded prefixes "
-                        "(multifd-written, multifd-dirty-moderate-c2); default: precopy")
+    p.add_argument("--accel", default="auto", choices=("kvm", "tcg", "both", "auto"),
+                   help="kvm, tcg or both; auto: tcg, and kvm too where /dev/kvm works")
+    p.add_argument("--scenarios", default=None,
+                   help="comma-separated scenario names, groups (precopy, multifd, all, "
+                        "tcg-default), globs (multifd-*-c4-none) or dash-bounded prefixes "
+                        "(multifd-written, multifd-dirty-moderate-c2), the same for every "
+                        "accelerator; default: precopy under kvm, tcg-default under tcg")
+    p.add_argument("--tcg-scale", type=int, default=4,
+                   help="under tcg, divide the test kernel's mem= and rate= by this "
+                        "(1: as under kvm)")
+    p.add_argument("--tcg-resume-timeout", type=float, default=60.0,
+                   help="under tcg, the destination's time to a heartbeat and VERIFY OK")
     p.add_argument("--hb", type=int, default=20, help="guest heartbeat interval, ms")
     p.add_argument("--cap-bandwidth", type=int, default=100 * 1000 * 1000,
                    help="max-bandwidth (bytes/s) for dirty-max-capped")
@@ -1227,24 +1323,48 @@ def run_main(args, log, ferry_path, kernel_path, snap):
     shutil.copy2(ferry_path, ferry)
     shutil.copy2(kernel_path, kernel)
 
-    all_sc = scenarios(args)
-    try:
-        all_sc = select_scenarios(all_sc, args.scenarios)
-    except ValueError as e:
-        sys.exit("migration-bench: no scenario matches %s; known: %s (groups: all, "
-                 "precopy, multifd; globs and dash-bounded prefixes work too)" %
-                 (e, ", ".join(s["name"] for s in all_sc)))
+    accels = accels_for(args.accel)
+    base = scenarios(args)
+    all_sc = []                 # (accel, scenario) in running order
+    for accel in accels:
+        spec = args.scenarios or ("tcg-default" if accel == "tcg" else "precopy")
+        try:
+            chosen = select_scenarios(base, spec)
+        except ValueError as e:
+            sys.exit("migration-bench: no scenario matches %s; known: %s (groups: all, "
+                     "precopy, multifd, tcg-default; globs and dash-bounded prefixes work "
+                     "too)" % (e, ", ".join(s["name"] for s in base)))
+        for sc in chosen:
+            if accel == "tcg":
+                sc = tcg_scale(sc, args)
+            all_sc.append(dict(sc, accel=accel, key="%s/%s" % (accel, sc["name"])))
 
     result = {"benchmark": "migration",
               "params": {"runs": args.runs, "hb_ms": args.hb, "smp": 1,
+                         "accels": accels,
                          "transport": "tcp:127.0.0.1", "max_bandwidth": UNCAPPED,
                          "downtime_limit_ms": 300, "cap_bandwidth": args.cap_bandwidth,
-                         "scenarios": [s["name"] for s in all_sc],
+                         "scenarios": [s["key"] for s in all_sc],
                          "cpus": os.cpu_count(), "ferry_binary": ferry_path,
                          "ferry_binary_mtime": time.strftime(
                              "%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(ferry_path))),
                          "git_head": git_head(args.build_dir)},
               "load_start": loadavg()}
+    if "tcg" in accels:
+        scaled = {s["name"]: {k: v for k, v in s["tcg_scaled"].items()
+                              if k in ("mem", "rate")}
+                  for s in all_sc if s["accel"] == "tcg"}
+        result["params"]["tcg"] = {
+            "ferry": "-accel tcg (its default CPU model)",
+            "qemu": "-machine q35 -accel tcg -cpu max",
+            "divisor": args.tcg_scale,
+            "scaled": "test kernel mem= and rate= divided by the divisor (mem= not below "
+                      "16); -m, timeouts for the migration itself unchanged",
+            "migrate_after_verify_ok_s": "%g, for guests with rate= other than 1; their "
+                                         "write rate before is over the settling 0.8 s"
+                                         % AFTER_VERIFY_S,
+            "resume_timeout_s": args.tcg_resume_timeout,
+            "append_scaled": {k: v for k, v in scaled.items() if v}}
 
     # Loopback first: it forks, and no thread exists yet.
     streams_limit = None
@@ -1259,13 +1379,18 @@ def run_main(args, log, ferry_path, kernel_path, snap):
     log("fresh memory first-touch cost")
     result["fresh_memory"] = fresh_memory()
 
-    sides = []
-    if not args.no_ferry:
-        sides.append(Side("ferry", ferry, ["-accel", "kvm"], kernel, args))
+    sides = {accel: [] for accel in accels}
     qemu = shutil.which("qemu-system-x86_64")
+    for accel in accels:
+        if not args.no_ferry:
+            # Ferry: its default CPU model under either accelerator.
+            sides[accel].append(Side("ferry", ferry, ["-accel", accel], kernel, args))
+        if qemu and not args.no_qemu:
+            # QEMU's tcg has no "host" CPU; "max" is all it can emulate.
+            cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
+            sides[accel].append(Side("qemu", qemu, ["-machine", "q35", "-accel", accel,
+                                                    "-cpu", cpu], kernel, args))
     if qemu and not args.no_qemu:
-        sides.append(Side("qemu", qemu, ["-machine", "q35", "-accel", "kvm",
-                                         "-cpu", "host,-arch-capabilities"], kernel, args))
         try:
             result["params"]["qemu_version"] = subprocess.run(
                 [qemu, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -1279,9 +1404,9 @@ def run_main(args, log, ferry_path, kernel_path, snap):
     result["scenarios"] = {}
     try:
         for sc in all_sc:
-            log("scenario %s" % sc["name"])
-            result["scenarios"][sc["name"]] = run_scenario(sides, sc, args, log,
-                                                           streams_limit)
+            log("scenario %s" % sc["key"])
+            result["scenarios"][sc["key"]] = run_scenario(sides[sc["accel"]], sc, args, log,
+                                                          streams_limit)
     except KeyboardInterrupt:
         result["interrupted"] = True
     if any(s.get("multifd") for s in all_sc):
