@@ -5,13 +5,13 @@
 #include <string.h>
 #include <gio/gio.h>
 
-#include "hw/x86/pc.h"
 #include "migration/multifd.h"
 #include "migration/options.h"
 #include "migration/register.h"
 #include "migration/savevm.h"
 #include "system/accel.h"
 #include "system/cpus.h"
+#include "system/machine.h"
 #include "system/main-loop.h"
 #include "system/ramblock.h"
 
@@ -137,7 +137,7 @@ static void savevm_put_configuration(QEMUFile *f)
         g_byte_array_append(cfg, (const guint8 *)(s), (guint)l_); \
     } while (0)
 
-    CFG_PUT_STR(PC_MACHINE_TYPE);
+    CFG_PUT_STR(machine_type_name());
     CFG_PUT(TARGET_PAGE_SIZE, 4);
     CFG_PUT(cpus_count(), 4);
     CFG_PUT(blocks->len, 4);
@@ -392,10 +392,10 @@ static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
     if (r.bad) {
         return loadvm_fail(errp, f, "malformed configuration section");
     }
-    if (strcmp(machine, PC_MACHINE_TYPE) != 0) {
+    if (strcmp(machine, machine_type_name()) != 0) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "machine type mismatch: the stream is for '%s', this VM is '%s'",
-                    machine, PC_MACHINE_TYPE);
+                    machine, machine_type_name());
         return false;
     }
     if (page_size != TARGET_PAGE_SIZE) {

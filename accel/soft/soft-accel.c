@@ -66,7 +66,7 @@ static uint64_t soft_host_ns(void)
 
 static uint64_t soft_guest_tsc(void)
 {
-    return soft_host_ns() + (uint64_t)soft.tsc_offset;
+    return soft_host_ns() + (uint64_t)__atomic_load_n(&soft.tsc_offset, __ATOMIC_RELAXED);
 }
 
 /* ---- SoftCPUHooks ---- */
@@ -445,6 +445,15 @@ static bool soft_accel_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GErr
 {
     AccelCPUState *sc = cpu->accel;
 
+    /*
+     * The guest's TSC carries on from the value in the state (an incoming
+     * migration's, or the one just read back by the boot loader), so the
+     * guest never sees it go back. All vCPUs share one offset.
+     */
+    if (st->tsc) {
+        __atomic_store_n(&soft.tsc_offset, (int64_t)(st->tsc - soft_host_ns()),
+                         __ATOMIC_RELAXED);
+    }
     soft_cpu_set_state(sc->core, st);
     soft_cpu_flush_tlb(sc->core);
     return true;
@@ -461,12 +470,16 @@ static void soft_accel_irqchip_reset(void)
     x86_irqchip_soft_reset();
 }
 
+/*
+ * The vCPUs load first: their state sets the guest TSC, which the APIC
+ * needs to turn a TSC deadline back into a host deadline.
+ */
 static void soft_accel_register_vmstate(void)
 {
-    x86_irqchip_soft_register_vmstate();
     for (int i = 0; i < cpus_count(); i++) {
         x86_cpu_vmstate_register(i);
     }
+    x86_irqchip_soft_register_vmstate();
 }
 
 static void soft_accel_set_irq(int gsi, int level)

@@ -179,6 +179,11 @@ void machine_reset(void)
     x86_boot_apply(pcm->boot, 0);
 }
 
+const char *machine_type_name(void)
+{
+    return PC_MACHINE_TYPE;
+}
+
 void machine_powerdown(void)
 {
     pc_pm_press_power_button();

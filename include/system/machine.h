@@ -10,5 +10,7 @@
 void machine_reset(void);
 /* Signal an ACPI power-button press to the guest. */
 void machine_powerdown(void);
+/* The machine type as the migration stream names it ("ferry"). */
+const char *machine_type_name(void);
 
 #endif

@@ -59,7 +59,12 @@ void accel_set_irq(int irq, int level)
 {
 }
 
-/* The fuzzed VM's accelerator, as its configuration section names it. */
+/* The fuzzed VM's machine type and accelerator, as its configuration section names them. */
+const char *machine_type_name(void)
+{
+    return "ferry";
+}
+
 static const AccelOps fuzz_accel_ops = { .name = "kvm" };
 
 const AccelOps *accel_current(void)
