@@ -446,10 +446,11 @@ static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
         return loadvm_fail(errp, f, "malformed configuration section");
     }
     if (strcmp(accel, accel_current()->name) != 0) {
+        g_autofree char *quoted = g_strescape(accel, NULL);
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "accelerator mismatch: the source ran on %s, this VM runs on %s, and "
                     "their vCPU and interrupt controller state differ (use the same -accel "
-                    "on both sides)", accel, accel_current()->name);
+                    "on both sides)", quoted, accel_current()->name);
         return false;
     }
     return true;

@@ -62,8 +62,10 @@ bool accel_setup(GPtrArray *names, const AccelCPUConfig *cfg, GError **errp)
     g_autoptr(GString) failures = g_string_new(NULL);
     guint n = names && names->len ? names->len : G_N_ELEMENTS(fallback);
 
+    bool named = names && names->len;
+
     for (guint i = 0; i < n; i++) {
-        const char *name = names && names->len ? g_ptr_array_index(names, i) : fallback[i];
+        const char *name = named ? g_ptr_array_index(names, i) : fallback[i];
         const AccelOps *ops = accel_find(name);
         g_autoptr(GError) err = NULL;
         g_autofree char *why = NULL;
@@ -89,6 +91,13 @@ bool accel_setup(GPtrArray *names, const AccelCPUConfig *cfg, GError **errp)
         }
         current = ops;
         if (ops->init(cfg, &err)) {
+            /*
+             * Say why a faster choice was passed over, except the quiet
+             * default of tcg on a host without KVM.
+             */
+            if (failures->len && (named || accel_kvm_present())) {
+                g_printerr("ferry: %s; using %s\n", failures->str, name);
+            }
             return true;
         }
         current = NULL;

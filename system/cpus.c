@@ -19,7 +19,8 @@
 
 static CPUState **cpus;
 static int nr_cpus;
-static bool all_stop = true;    /* BQL */
+static bool all_stop = true;    /* BQL: the run state says paused */
+static int quiesce_depth;       /* BQL: cpus_quiesce() calls in progress */
 static GCond pause_cond;        /* a vCPU stopped */
 static GCond resume_cond;       /* stop flags cleared */
 
@@ -143,9 +144,10 @@ static gpointer cpu_thread(gpointer opaque)
     cpu->pthread = pthread_self();
     cpu->thread_started = true;
     for (;;) {
-        while (all_stop || cpu->self_stop || cpu->exit_thread) {
-            if (ops->vcpu_park && !cpu->exit_thread) {
-                ops->vcpu_park(cpu);
+        while (all_stop || quiesce_depth || cpu->self_stop || cpu->exit_thread) {
+            if (ops->vcpu_park && !cpu->exit_thread && ops->vcpu_park(cpu)) {
+                /* The BQL was dropped: the flags may have changed. */
+                continue;
             }
             if (!cpu->stopped) {
                 cpu->stopped = true;
@@ -190,7 +192,8 @@ bool cpus_create(int n, GError **errp)
         return true;
     }
     for (int i = 0; i < n; i++) {
-        g_autofree char *name = g_strdup_printf("CPU %d/%s", i, ops->name);
+        g_autofree char *accel = g_ascii_strup(ops->name, -1);
+        g_autofree char *name = g_strdup_printf("CPU %d/%s", i, accel);
         cpus[i]->thread = g_thread_new(name, cpu_thread, cpus[i]);
     }
     return true;
@@ -232,17 +235,42 @@ bool cpus_all_paused(void)
     return all_stop && cpus_all_stopped();
 }
 
+/*
+ * Wait until every vCPU is parked. The kicks go out again on every wake:
+ * another thread may have let the vCPUs run while the BQL was released.
+ */
+static void cpus_wait_all_stopped(void)
+{
+    while (!cpus_all_stopped()) {
+        for (int i = 0; i < nr_cpus; i++) {
+            if (!cpus[i]->stopped) {
+                cpu_kick(cpus[i]);
+            }
+        }
+        bql_cond_wait_until(&pause_cond, g_get_monotonic_time() + 100 * G_TIME_SPAN_MILLISECOND);
+    }
+}
+
 void cpus_pause_all(void)
 {
     g_assert(bql_locked());
     all_stop = true;
-    for (int i = 0; i < nr_cpus; i++) {
-        if (!cpus[i]->stopped) {
-            cpu_kick(cpus[i]);
-        }
-    }
-    while (!cpus_all_stopped()) {
-        bql_cond_wait(&pause_cond);
+    cpus_wait_all_stopped();
+}
+
+void cpus_quiesce(void)
+{
+    g_assert(bql_locked());
+    quiesce_depth++;
+    cpus_wait_all_stopped();
+}
+
+void cpus_unquiesce(void)
+{
+    g_assert(bql_locked());
+    g_assert(quiesce_depth > 0);
+    if (--quiesce_depth == 0 && accel_current()->runs_guest_code) {
+        g_cond_broadcast(&resume_cond);
     }
 }
 
@@ -301,13 +329,16 @@ void cpus_dump_registers(int index, GString *out)
     g_autofree X86CPUState *st = g_new0(X86CPUState, 1);
     g_autoptr(GError) err = NULL;
 
-    if (!cpu_get_state(index, st, &err)) {
+    /* A running vCPU's state is read with it parked, never torn. */
+    cpus_quiesce();
+    bool ok = cpu_get_state(index, st, &err);
+    cpus_unquiesce();
+    if (!ok) {
         g_string_append_printf(out, "CPU#%d: registers unavailable (%s)\n", index,
                                err->message);
         return;
     }
     const uint64_t *r = st->regs;
-    g_string_append_printf(out, "CPU#%d\n", index);
     g_string_append_printf(out, "RAX=%016" G_GINT64_MODIFIER "x RBX=%016" G_GINT64_MODIFIER
                            "x RCX=%016" G_GINT64_MODIFIER "x RDX=%016" G_GINT64_MODIFIER "x\n",
                            r[X86_RAX], r[X86_RBX], r[X86_RCX], r[X86_RDX]);

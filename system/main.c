@@ -36,9 +36,10 @@ static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s: %s\n", prog_name, msg);
+    g_free(msg);        /* exit() runs no g_autofree */
     if (daemon_pipe >= 0) {
         /* Tell the waiting parent that setup failed. */
         char status = 1;
@@ -101,6 +102,9 @@ static void check_accelerator_names(FerryConfig *cfg)
         }
     }
     for (int i = 0; legacy_names[i]; i++) {
+        if (!*legacy_names[i]) {
+            die("-machine accel=%s: empty accelerator name", legacy);
+        }
         if (!accel_name_known(legacy_names[i])) {
             die("-machine accel=%s: invalid accelerator %s (kvm, tcg, qtest)", legacy,
                 legacy_names[i]);

@@ -122,7 +122,7 @@ static bool kvm_cpu_handle_exit(CPUState *cpu)
     return false;
 }
 
-void kvm_vcpu_park(CPUState *cpu)
+bool kvm_vcpu_park(CPUState *cpu)
 {
     AccelCPUState *kc = cpu->accel;
 
@@ -138,7 +138,9 @@ void kvm_vcpu_park(CPUState *cpu)
         bql_unlock();
         ioctl(kc->fd, KVM_RUN, 0);
         bql_lock();
+        return true;
     }
+    return false;
 }
 
 bool kvm_vcpu_exec(CPUState *cpu)

@@ -304,17 +304,11 @@ static bool soft_accel_map_ram(int slot, uint64_t gpa, uint64_t size, void *host
  */
 static void soft_flush_dirty_tracking_all(void)
 {
-    bool was_running = !cpus_all_paused();
-
-    if (was_running) {
-        cpus_pause_all();
-    }
+    cpus_quiesce();
     for (int i = 0; i < cpus_count(); i++) {
         soft_cpu_flush_dirty_tracking(soft_cpu_by_index(i)->core);
     }
-    if (was_running) {
-        cpus_resume_all();
-    }
+    cpus_unquiesce();
 }
 
 static bool soft_accel_dirty_log_enable(int slot, bool on, GError **errp)
@@ -332,24 +326,20 @@ static bool soft_accel_dirty_log_fetch(int slot, unsigned long *bitmap, GError *
 {
     SoftDirtyLog *s = &soft.slots[slot];
     uint64_t words = (s->pages + 63) / 64;
-    bool was_running = !cpus_all_paused();
 
     /*
      * Take the bits with the vCPUs parked, then make them mark again: a
-     * page written after this fetch is in the next one.
+     * page written after this fetch is in the next one. Parking does not
+     * touch the run state, so a stop or cont meanwhile keeps its meaning.
      */
-    if (was_running) {
-        cpus_pause_all();
-    }
+    cpus_quiesce();
     for (uint64_t i = 0; i < words; i++) {
         bitmap[i] = __atomic_exchange_n(&s->bitmap[i], 0UL, __ATOMIC_ACQ_REL);
     }
     for (int i = 0; i < cpus_count(); i++) {
         soft_cpu_flush_dirty_tracking(soft_cpu_by_index(i)->core);
     }
-    if (was_running) {
-        cpus_resume_all();
-    }
+    cpus_unquiesce();
     return true;
 }
 

@@ -110,6 +110,8 @@ bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
     PCMachine *pcm = g_new0(PCMachine, 1);
     pcm->smp = cfg->smp;
     pcm->boot = x86_boot_new();
+    /* Reachable from here on, also when a step below fails and Ferry exits. */
+    pc_machine = pcm;
 
     if (!pc_map_ram(cfg->ram, errp)) {
         return false;
@@ -158,7 +160,6 @@ bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
         pcm->boot->mode = X86_BOOT_REAL_MODE;
         pcm->boot->entry = 0x7c00;
     }
-    pc_machine = pcm;
     machine_reset();
     return true;
 }

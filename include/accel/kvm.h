@@ -45,7 +45,7 @@ int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg);
 bool kvm_vcpu_create(CPUState *cpu, int nr_cpus, GError **errp);
 /* AccelOps for vCPUs (kvm-cpu.c). */
 bool kvm_vcpu_exec(CPUState *cpu);
-void kvm_vcpu_park(CPUState *cpu);
+bool kvm_vcpu_park(CPUState *cpu);
 void kvm_vcpu_kick(CPUState *cpu);
 void kvm_vcpu_reset(CPUState *cpu);
 bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp);

@@ -55,8 +55,12 @@ typedef struct AccelOps {
      * (triple fault, internal error: the reason was already reported).
      */
     bool (*vcpu_exec)(CPUState *cpu);
-    /* Called on the vCPU's thread, BQL held, when it parks (optional). */
-    void (*vcpu_park)(CPUState *cpu);
+    /*
+     * Called on the vCPU's thread, BQL held, when it parks (optional).
+     * Returns true when it released the BQL meanwhile (the caller then
+     * looks at the stop flags again).
+     */
+    bool (*vcpu_park)(CPUState *cpu);
     /* Make vcpu_exec return soon. Any thread. */
     void (*vcpu_kick)(CPUState *cpu);
     /* Back to power-on state: the BSP ready to run, APs waiting for SIPI. */

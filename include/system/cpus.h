@@ -70,6 +70,15 @@ void cpus_dump_registers(int index, GString *out);
  */
 void cpus_pause_all(void);
 void cpus_resume_all(void);
+
+/*
+ * Park every vCPU for a moment without touching the run state (BQL held):
+ * the accelerator's dirty-log fetch and "info registers" use it. Nests;
+ * the vCPUs run again at the last cpus_unquiesce() if the VM runs, and a
+ * stop, cont or reset meanwhile keeps its meaning.
+ */
+void cpus_quiesce(void);
+void cpus_unquiesce(void);
 bool cpus_all_paused(void);
 
 /*

@@ -61,6 +61,7 @@ static const BadOption bad_options[] = {
     { "-cpu qemu64,+sse4.2", "-cpu qemu64,+sse4.2: CPU feature '+sse4.2'" },
     { "-accel warp", "-accel warp: invalid accelerator" },
     { "-machine accel=kvm:warp", "-machine accel=kvm:warp: invalid accelerator warp" },
+    { "-machine accel=kvm:", "-machine accel=kvm:: empty accelerator name" },
     { "-kernel /nonexistent/vmlinux", "-kernel /nonexistent/vmlinux: could not open kernel file" },
     { "-initrd /nonexistent/initrd", "-initrd /nonexistent/initrd: -initrd only makes sense" },
     { "-drive file=/nonexistent/disk.img,format=raw", "Could not open '/nonexistent/disk.img'" },

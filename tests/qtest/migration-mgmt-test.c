@@ -210,6 +210,60 @@ static void test_auto_converge(void)
     g_assert_cmpint(ferry_vm_quit(src), ==, 0);
 }
 
+static char *hmp(FerryVM *vm, const char *cmd);
+
+static bool throttle_reached_99(void *opaque)
+{
+    ThrottleWatch *w = opaque;
+    return throttle_seen_or_end(w) || w->seen >= 99;
+}
+
+/*
+ * A stop during a live migration holds to the end: the accelerator parks
+ * vCPUs for its own reasons meanwhile (the software CPU does, for every
+ * dirty-log fetch), and that must never let a stopped guest run again.
+ * The throttle at 99 % keeps the vCPUs slow to park, which once let a
+ * fetch resume them after the stop; the source then kept running in
+ * postmigrate. Never converging (1 B/s for the switchover) keeps the
+ * migration going until the stop.
+ */
+static void test_stop_during_migration(void)
+{
+    NEED_BOOTSECT();
+    FerryVM *src = start_bootsect_vm("-smp 2");
+    ferry_serial_wait_marker(src, "A", 30000);
+    mig_set_cap(src, "auto-converge", true);
+    mig_set_param_int(src, "downtime-limit", 1);
+    mig_set_param_int(src, "avail-switchover-bandwidth", 1);
+    mig_set_param_int(src, "cpu-throttle-initial", 99);
+    mig_set_param_int(src, "max-cpu-throttle", 99);
+    mig_set_param_int(src, "throttle-trigger-threshold", 1);
+    mig_migrate(src, "exec:cat > /dev/null");
+    /* Throttled at 99 %, a vCPU takes up to a second to park: every sync is a wide window. */
+    ThrottleWatch w = { src, 0, NULL };
+    g_assert_true(ferry_wait_until(throttle_reached_99, &w, 60000));
+    g_assert_null(w.status);
+
+    ferry_qmp_ok(src, "{'execute': 'stop'}");
+    g_autofree char *end = mig_wait_end(src, 60000);
+    g_assert_cmpstr(end, ==, "completed");
+    g_autoptr(JsonNode) st = ferry_qmp_ok(src, "{'execute': 'query-status'}");
+    g_assert_cmpstr(ferry_json_get_str(st, "status"), ==, "postmigrate");
+
+    /*
+     * Parked vCPUs neither print nor change a register. A running boot
+     * sector changes its registers in microseconds; 300 ms is a window to
+     * look through, not a wait for an event.
+     */
+    g_autofree char *regs1 = hmp(src, "info registers -a");
+    unsigned passes = ferry_serial_count(src, "B");
+    g_usleep(300 * 1000);
+    g_autofree char *regs2 = hmp(src, "info registers -a");
+    g_assert_cmpstr(regs2, ==, regs1);
+    g_assert_cmpuint(ferry_serial_count(src, "B"), ==, passes);
+    g_assert_cmpint(ferry_vm_quit(src), ==, 0);
+}
+
 static char *hmp(FerryVM *vm, const char *cmd)
 {
     g_autoptr(JsonNode) r = ferry_qmp_ok(vm, "{'execute': 'human-monitor-command', "
@@ -282,6 +336,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/mgmt/query-and-pause-before-switchover",
                     test_query_and_pause_before_switchover);
     g_test_add_func("/migration/mgmt/auto-converge", test_auto_converge);
+    g_test_add_func("/migration/mgmt/stop-during-migration", test_stop_during_migration);
     g_test_add_func("/migration/mgmt/hmp", test_hmp_migration);
     return g_test_run();
 }

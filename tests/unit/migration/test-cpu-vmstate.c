@@ -83,9 +83,18 @@ static void fill_state(X86CPUState *st, int index, GRand *rand)
     st->mp_state = index ? X86_MP_HALTED : X86_MP_RUNNABLE;
 }
 
+/* The registry does not own the registered objects: free them first. */
+static void unregister_all(void)
+{
+    for (unsigned i = 0; i < stub_vmstate_count(); i++) {
+        g_free(stub_vmstate_get(i)->opaque);
+    }
+    stub_vmstate_clear();
+}
+
 static void register_all(void)
 {
-    stub_vmstate_clear();
+    unregister_all();
     for (int i = 0; i < NR_VCPUS; i++) {
         x86_cpu_vmstate_register(i);
     }
@@ -168,5 +177,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cpu-vmstate/round-trip", test_round_trip);
     g_test_add_func("/cpu-vmstate/truncated", test_truncated);
     g_test_add_func("/cpu-vmstate/out-of-range", test_out_of_range);
-    return g_test_run();
+    int ret = g_test_run();
+    unregister_all();
+    return ret;
 }
