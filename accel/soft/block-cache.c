@@ -36,6 +36,14 @@ void soft_blocks_free(SoftBlock *b)
     free(b);
 }
 
+/* Forget every block (the RAM map changed under the physical addresses). */
+void soft_blocks_flush(SoftBlock *b)
+{
+    for (unsigned i = 0; i < SOFT_BLOCKS; i++) {
+        b[i].gpa = BLOCK_KEY_NONE;
+    }
+}
+
 /* Instructions after which decoding stops: control flow and system state. */
 static bool ends_block(uint16_t op)
 {
@@ -131,7 +139,7 @@ static void block_build(SoftCPU *cpu, SoftBlock *b, uint64_t gpa, uint32_t *word
 }
 
 /* Decode and run one instruction, caching nothing (MMIO code, page cross). */
-static void run_uncached(SoftCPU *cpu)
+void soft_run_one(SoftCPU *cpu)
 {
     Insn insn;
 
@@ -167,7 +175,7 @@ void soft_run_block(SoftCPU *cpu)
         uint8_t *host;
         gpa = soft_translate(cpu, lin, ACC_FETCH, cpu->midx, &host);
         if (!host) {
-            run_uncached(cpu);
+            soft_run_one(cpu);
             return;
         }
     }
@@ -177,17 +185,17 @@ void soft_run_block(SoftCPU *cpu)
         __atomic_load_n(b->word, __ATOMIC_ACQUIRE) != b->gen) {
         word = soft_code_word(gpa, true);
         if (!word) {
-            run_uncached(cpu);
+            soft_run_one(cpu);
             return;
         }
         block_build(cpu, b, gpa, word);
         if (b->gpa != gpa) {
-            run_uncached(cpu);
+            soft_run_one(cpu);
             return;
         }
     }
     if (!cpu->long64 && cpu->rip + b->bytes - 1 > cs->limit) {
-        run_uncached(cpu);          /* let the decoder raise the #GP */
+        soft_run_one(cpu);          /* let the decoder raise the #GP */
         return;
     }
 

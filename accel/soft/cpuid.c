@@ -4,7 +4,7 @@
  */
 #include "soft-internal.h"
 
-#define MAX_BASIC_LEAF  0xb
+#define MAX_BASIC_LEAF  0xd
 #define MAX_EXT_LEAF    0x80000008u
 #define HV_LEAF         0x40000000u
 
@@ -31,6 +31,8 @@
 /* Leaf 1 ECX. */
 #define F1C_CX16    (1u << 13)
 #define F1C_POPCNT  (1u << 23)
+#define F1C_XSAVE   (1u << 26)
+#define F1C_OSXSAVE (1u << 27)
 #define F1C_HV      (1u << 31)
 /* Leaf 0x80000001. */
 #define E1C_LAHF    (1u << 0)
@@ -39,7 +41,8 @@
 #define E1D_1G      (1u << 26)
 #define E1D_RDTSCP  (1u << 27)
 #define E1D_LM      (1u << 29)
-/* Leaf 7 ECX. */
+/* Leaf 7 EBX and ECX. */
+#define F7B_FCS_FDS (1u << 13)      /* FPU CS and DS deprecated (always 0) */
 #define F7C_RDPID   (1u << 22)
 
 static void str4(uint32_t *out, const char *s)
@@ -85,7 +88,10 @@ void soft_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
     case 1:
         out[0] = CPUID_SIGNATURE;
         out[1] = (id << 24) | ((n > 255 ? 255 : n) << 16) | (8 << 8);
-        out[2] = F1C_CX16 | F1C_POPCNT | F1C_HV;
+        out[2] = F1C_CX16 | F1C_POPCNT | F1C_XSAVE | F1C_HV;
+        if (cpu->cr4 & X86_CR4_OSXSAVE) {
+            out[2] |= F1C_OSXSAVE;
+        }
         out[3] = CPUID_1_EDX;
         if (n > 1) {
             out[3] |= F1D_HTT;
@@ -96,6 +102,7 @@ void soft_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
         return;
     case 7:
         if (sub == 0) {
+            out[1] = F7B_FCS_FDS;
             out[2] = F7C_RDPID;
         }
         return;
@@ -113,6 +120,15 @@ void soft_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
         } else {
             out[2] = sub;
         }
+        return;
+    case 0xd:
+        /* XSAVE: x87 and SSE in the standard 576-byte layout, nothing more. */
+        if (sub == 0) {
+            out[0] = 3;
+            out[1] = 576;
+            out[2] = 576;
+        }
+        /* Sub-leaf 1 (XSAVEOPT/XSAVEC/XSAVES) and components >= 2: none. */
         return;
     case HV_LEAF:
         out[0] = HV_LEAF + 1;

@@ -325,6 +325,7 @@ void soft_deliver_interrupt(SoftCPU *cpu, int vector, bool soft, bool has_err,
         deliver_prot(cpu, vector, soft, has_err, err, ret_rip);
     }
     cpu->delivering = -1;
+    cpu->entered_handler = true;
     if (vector == EXC_NMI && !soft) {
         cpu->nmi_masked = 1;
     }

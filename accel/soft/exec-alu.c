@@ -78,85 +78,84 @@ static bool cas_host(uint8_t *p, unsigned size, uint64_t *expected, uint64_t des
     }
 }
 
-static uint64_t load_host(const uint8_t *p, unsigned size)
+/* Read-modify-write operations beyond the eight ALU ones. */
+enum { RMW_NOT = 8, RMW_NEG, RMW_BTS, RMW_BTR, RMW_BTC };
+
+static inline uint64_t rmw_calc(unsigned op, uint64_t a, uint64_t b, unsigned c)
 {
-    switch (size) {
-    case 1: return *p;
-    case 2: return *(const uint16_t *)p;
-    case 4: return *(const uint32_t *)p;
-    default: return *(const uint64_t *)p;
+    switch (op) {
+    case ALU_ADD: return a + b;
+    case ALU_OR: return a | b;
+    case ALU_ADC: return a + b + c;
+    case ALU_SBB: return a - b - c;
+    case ALU_AND: return a & b;
+    case ALU_XOR: return a ^ b;
+    case RMW_NOT: return ~a;
+    case RMW_NEG: return -a;
+    case RMW_BTS: return a | b;
+    case RMW_BTR: return a & ~b;
+    case RMW_BTC: return a ^ b;
+    default: return a - b;          /* SUB, CMP */
     }
 }
-
-static void store_host(uint8_t *p, unsigned size, uint64_t v)
-{
-    switch (size) {
-    case 1: *p = v; break;
-    case 2: *(uint16_t *)p = v; break;
-    case 4: *(uint32_t *)p = v; break;
-    default: *(uint64_t *)p = v; break;
-    }
-}
-
-typedef uint64_t (*RmwFn)(uint64_t old, uint64_t arg, unsigned carry);
 
 /*
  * Read-modify-write of the r/m operand: returns the old value, the new one
  * in *res. Atomic when the instruction has LOCK.
  */
-static uint64_t rmw(SoftCPU *cpu, const Insn *in, unsigned size, RmwFn fn,
-                    uint64_t arg, unsigned carry, uint64_t *res)
+static inline __attribute__((always_inline))
+uint64_t rmw(SoftCPU *cpu, const Insn *in, unsigned size, unsigned op,
+                           uint64_t arg, unsigned carry, uint64_t *res)
 {
-    uint64_t old, ea;
-    uint8_t *p;
+    uint64_t old, ea, lin;
+    uint8_t *p = NULL;
 
     if (in->mod == 3) {
         old = reg_read(cpu, in, in->rm, size);
-        *res = fn(old, arg, carry);
+        *res = rmw_calc(op, old, arg, carry);
         reg_write(cpu, in, in->rm, size, *res);
         return old;
     }
     ea = insn_ea(cpu, in);
-    p = soft_rmw_ptr(cpu, in->seg, ea, size);
+    if (soft_fast_lin(cpu, in->seg, ea, &lin)) {
+        p = soft_tlb_write_ptr(cpu, lin, size);
+    }
+    if (!p) {
+        p = soft_rmw_ptr(cpu, in->seg, ea, size);
+    }
+    if (p && in->lock && ((uintptr_t)p & (size - 1))) {
+        p = NULL;               /* a split lock: host atomics need alignment */
+    }
     if (p) {
         if (in->lock) {
-            old = load_host(p, size);
+            old = soft_host_load(p, size);
             do {
-                *res = fn(old, arg, carry);
+                *res = rmw_calc(op, old, arg, carry);
             } while (!cas_host(p, size, &old, *res));
         } else {
-            old = load_host(p, size);
-            *res = fn(old, arg, carry);
-            store_host(p, size, *res);
+            old = soft_host_load(p, size);
+            *res = rmw_calc(op, old, arg, carry);
+            soft_host_store(p, size, *res);
         }
         return old;
     }
     if (in->lock) {
+        SoftLockedAccess la;
+
+        soft_locked_prepare(cpu, in->seg, ea, size, &la);
         soft_lock_global();
+        old = soft_locked_load(cpu, &la, 0, size);
+        *res = rmw_calc(op, old, arg, carry);
+        soft_locked_store(cpu, &la, 0, size, *res);
+        soft_unlock_global();
+        return old;
     }
     old = soft_read(cpu, in->seg, ea, size);
-    *res = fn(old, arg, carry);
+    *res = rmw_calc(op, old, arg, carry);
     soft_write(cpu, in->seg, ea, size, *res);
-    if (in->lock) {
-        soft_unlock_global();
-    }
     return old;
 }
 
-static uint64_t f_add(uint64_t a, uint64_t b, unsigned c) { return a + b; }
-static uint64_t f_or(uint64_t a, uint64_t b, unsigned c) { return a | b; }
-static uint64_t f_adc(uint64_t a, uint64_t b, unsigned c) { return a + b + c; }
-static uint64_t f_sbb(uint64_t a, uint64_t b, unsigned c) { return a - b - c; }
-static uint64_t f_and(uint64_t a, uint64_t b, unsigned c) { return a & b; }
-static uint64_t f_sub(uint64_t a, uint64_t b, unsigned c) { return a - b; }
-static uint64_t f_xor(uint64_t a, uint64_t b, unsigned c) { return a ^ b; }
-static uint64_t f_not(uint64_t a, uint64_t b, unsigned c) { return ~a; }
-static uint64_t f_neg(uint64_t a, uint64_t b, unsigned c) { return -a; }
-static uint64_t f_bts(uint64_t a, uint64_t b, unsigned c) { return a | b; }
-static uint64_t f_btr(uint64_t a, uint64_t b, unsigned c) { return a & ~b; }
-static uint64_t f_btc(uint64_t a, uint64_t b, unsigned c) { return a ^ b; }
-
-static const RmwFn alu_fns[8] = { f_add, f_or, f_adc, f_sbb, f_and, f_sub, f_xor, f_sub };
 
 /* ALU op on the r/m destination. */
 static void alu_rm(SoftCPU *cpu, const Insn *in, unsigned op, unsigned size, uint64_t src)
@@ -170,7 +169,7 @@ static void alu_rm(SoftCPU *cpu, const Insn *in, unsigned op, unsigned size, uin
         alu_flags(cpu, op, size, a, src, a - src, 0);
         return;
     }
-    a = rmw(cpu, in, size, alu_fns[op], src, carry, &res);
+    a = rmw(cpu, in, size, op, src, carry, &res);
     alu_flags(cpu, op, size, a, src, res, carry);
 }
 
@@ -182,7 +181,18 @@ void op_alu(SoftCPU *cpu, const Insn *in)
 
     switch (in->op & 7) {
     case 0: case 1:
-        alu_rm(cpu, in, op, size, reg_read(cpu, in, in->reg, size));
+        b = reg_read(cpu, in, in->reg, size);
+        if (in->mod == 3) {
+            a = reg_read(cpu, in, in->rm, size);
+            carry = (op == ALU_ADC || op == ALU_SBB) ? cur_cf(cpu) : 0;
+            res = alu_calc(op, a, b, carry);
+            alu_flags(cpu, op, size, a, b, res, carry);
+            if (op != ALU_CMP) {
+                reg_write(cpu, in, in->rm, size, res);
+            }
+            return;
+        }
+        alu_rm(cpu, in, op, size, b);
         return;
     case 2: case 3:
         a = reg_read(cpu, in, in->reg, size);
@@ -255,7 +265,7 @@ void soft_incdec_rm(SoftCPU *cpu, const Insn *in, bool dec)
 {
     uint64_t a, res;
 
-    a = rmw(cpu, in, in->osize, dec ? f_sub : f_add, 1, 0, &res);
+    a = rmw(cpu, in, in->osize, dec ? ALU_SUB : ALU_ADD, 1, 0, &res);
     incdec_flags(cpu, dec, in->osize, a, res);
 }
 
@@ -302,7 +312,6 @@ static uint64_t shift_op(SoftCPU *cpu, unsigned op, unsigned size, uint64_t a, u
         unsigned c = count % (bits + 1);
         unsigned __int128 v = ((unsigned __int128)(f & 1) << bits) | a;
         unsigned __int128 vm = ((unsigned __int128)1 << (bits + 1)) - 1;
-        unsigned oldcf = f & 1;
         if (c) {
             if (op == 2) {
                 v = ((v << c) | (v >> (bits + 1 - c))) & vm;
@@ -317,7 +326,6 @@ static uint64_t shift_op(SoftCPU *cpu, unsigned op, unsigned size, uint64_t a, u
         } else {
             of = !!(res & sb) ^ !!(res & (sb >> 1));
         }
-        (void)oldcf;
         f = (f & ~(X86_RFLAGS_CF | X86_RFLAGS_OF)) | (cf ? X86_RFLAGS_CF : 0) |
             (of ? X86_RFLAGS_OF : 0);
         soft_set_arith(cpu, f);
@@ -513,10 +521,10 @@ void op_grp3(SoftCPU *cpu, const Insn *in)
         soft_cc_set(cpu, CC_LOGIC, size, a & in->imm, 0, 0);
         return;
     case 2:
-        rmw(cpu, in, size, f_not, 0, 0, &res);
+        rmw(cpu, in, size, RMW_NOT, 0, 0, &res);
         return;
     case 3:
-        a = rmw(cpu, in, size, f_neg, 0, 0, &res);
+        a = rmw(cpu, in, size, RMW_NEG, 0, 0, &res);
         soft_cc_set(cpu, CC_SUB, size, res, 0, a);
         return;
     }
@@ -616,7 +624,6 @@ void op_shrd(SoftCPU *cpu, const Insn *in)
 static void bit_op(SoftCPU *cpu, const Insn *in, unsigned kind, int64_t bitoff, bool reg_offset)
 {
     unsigned size = in->osize, bits = size * 8;
-    static const RmwFn fns[4] = { NULL, f_bts, f_btr, f_btc };
     uint64_t v, res, mask;
     unsigned bit;
 
@@ -629,7 +636,7 @@ static void bit_op(SoftCPU *cpu, const Insn *in, unsigned kind, int64_t bitoff, 
         if (kind == 0) {
             v = rm_read(cpu, in, size);
         } else {
-            v = rmw(cpu, in, size, fns[kind], mask, 0, &res);
+            v = rmw(cpu, in, size, RMW_BTS + kind - 1, mask, 0, &res);
         }
     } else {
         /* A register offset reaches memory beyond the operand. */
@@ -641,7 +648,7 @@ static void bit_op(SoftCPU *cpu, const Insn *in, unsigned kind, int64_t bitoff, 
         if (kind == 0) {
             v = rm_read(cpu, &tmp, size);
         } else {
-            v = rmw(cpu, &tmp, size, fns[kind], mask, 0, &res);
+            v = rmw(cpu, &tmp, size, RMW_BTS + kind - 1, mask, 0, &res);
         }
     }
     soft_set_arith(cpu, (soft_flags_arith(cpu) & ~X86_RFLAGS_CF) | ((v >> bit) & 1));
@@ -713,7 +720,7 @@ void op_xadd(SoftCPU *cpu, const Insn *in)
     unsigned size = in->osize;
     uint64_t b = reg_read(cpu, in, in->reg, size), a, res;
 
-    a = rmw(cpu, in, size, f_add, b, 0, &res);
+    a = rmw(cpu, in, size, ALU_ADD, b, 0, &res);
     if (in->mod != 3 || in->rm != in->reg) {
         reg_write(cpu, in, in->reg, size, a);
     }
@@ -738,15 +745,21 @@ void op_cmpxchg(SoftCPU *cpu, const Insn *in)
     } else {
         uint64_t ea = insn_ea(cpu, in);
         uint8_t *p = soft_rmw_ptr(cpu, in->seg, ea, size);
+        if (p && ((uintptr_t)p & (size - 1))) {
+            p = NULL;
+        }
         if (p) {
             old = acc;
             if (!cas_host(p, size, &old, src)) {
                 reg_write(cpu, in, X86_RAX, size, old);
             }
         } else {
+            SoftLockedAccess la;
+
+            soft_locked_prepare(cpu, in->seg, ea, size, &la);
             soft_lock_global();
-            old = soft_read(cpu, in->seg, ea, size);
-            soft_write(cpu, in->seg, ea, size, old == acc ? src : old);
+            old = soft_locked_load(cpu, &la, 0, size);
+            soft_locked_store(cpu, &la, 0, size, old == acc ? src : old);
             soft_unlock_global();
             if (old != acc) {
                 reg_write(cpu, in, X86_RAX, size, old);
@@ -797,12 +810,15 @@ void op_grp9(SoftCPU *cpu, const Insn *in)
             }
         } else {
             uint64_t ml, mh;
+            SoftLockedAccess la;
+
+            soft_locked_prepare(cpu, in->seg, ea, 16, &la);
             soft_lock_global();
-            ml = soft_read(cpu, in->seg, ea, 8);
-            mh = soft_read(cpu, in->seg, ea + 8, 8);
+            ml = soft_locked_load(cpu, &la, 0, 8);
+            mh = soft_locked_load(cpu, &la, 8, 8);
             if (ml == lo && mh == hi) {
-                soft_write(cpu, in->seg, ea, 8, cpu->regs[X86_RBX]);
-                soft_write(cpu, in->seg, ea + 8, 8, cpu->regs[X86_RCX]);
+                soft_locked_store(cpu, &la, 0, 8, cpu->regs[X86_RBX]);
+                soft_locked_store(cpu, &la, 8, 8, cpu->regs[X86_RCX]);
                 f |= X86_RFLAGS_ZF;
             }
             soft_unlock_global();
@@ -816,14 +832,20 @@ void op_grp9(SoftCPU *cpu, const Insn *in)
         uint64_t desired = (cpu->regs[X86_RBX] & 0xffffffff) | (cpu->regs[X86_RCX] << 32);
         uint8_t *p = soft_rmw_ptr(cpu, in->seg, ea, 8);
         uint64_t old = expect;
+        if (p && ((uintptr_t)p & 7)) {
+            p = NULL;
+        }
         bool ok;
         if (p) {
             ok = cas_host(p, 8, &old, desired);
         } else {
+            SoftLockedAccess la;
+
+            soft_locked_prepare(cpu, in->seg, ea, 8, &la);
             soft_lock_global();
-            old = soft_read(cpu, in->seg, ea, 8);
+            old = soft_locked_load(cpu, &la, 0, 8);
             ok = old == expect;
-            soft_write(cpu, in->seg, ea, 8, ok ? desired : old);
+            soft_locked_store(cpu, &la, 0, 8, ok ? desired : old);
             soft_unlock_global();
         }
         if (ok) {

@@ -124,9 +124,10 @@ static uint64_t xchg_mem(SoftCPU *cpu, const Insn *in, uint64_t v)
 {
     uint64_t ea = insn_ea(cpu, in);
     uint8_t *p = soft_rmw_ptr(cpu, in->seg, ea, in->osize);
+    SoftLockedAccess la;
     uint64_t old;
 
-    if (p) {
+    if (p && !((uintptr_t)p & (in->osize - 1))) {
         switch (in->osize) {
         case 1: return __atomic_exchange_n(p, (uint8_t)v, __ATOMIC_SEQ_CST);
         case 2: return __atomic_exchange_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST);
@@ -134,9 +135,10 @@ static uint64_t xchg_mem(SoftCPU *cpu, const Insn *in, uint64_t v)
         default: return __atomic_exchange_n((uint64_t *)p, v, __ATOMIC_SEQ_CST);
         }
     }
+    soft_locked_prepare(cpu, in->seg, ea, in->osize, &la);
     soft_lock_global();
-    old = soft_read(cpu, in->seg, ea, in->osize);
-    soft_write(cpu, in->seg, ea, in->osize, v);
+    old = soft_locked_load(cpu, &la, 0, in->osize);
+    soft_locked_store(cpu, &la, 0, in->osize, v);
     soft_unlock_global();
     return old;
 }

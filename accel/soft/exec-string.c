@@ -6,7 +6,7 @@
 #include "soft-internal.h"
 
 /* How many iterations run before looking at requests from other threads. */
-#define REP_CHECK   1024
+#define REP_CHECK   256
 
 static inline uint64_t areg(const SoftCPU *cpu, const Insn *in, unsigned r)
 {
@@ -44,7 +44,14 @@ static bool rep_continue(SoftCPU *cpu, const Insn *in, uint64_t count, unsigned 
     }
     if (++*n >= REP_CHECK) {
         *n = 0;
-        if (__atomic_load_n(&cpu->req, __ATOMIC_RELAXED)) {
+        /*
+         * Every REP_CHECK iterations count as one instruction of the run's
+         * budget, so a REP with a count of billions still ends a bounded
+         * soft_cpu_run() on time (resuming where it stopped).
+         */
+        cpu->insn_count++;
+        if (__atomic_load_n(&cpu->req, __ATOMIC_RELAXED) ||
+            cpu->insn_count >= cpu->insn_limit) {
             cpu->next_rip = cpu->rip;
             cpu->exit_block = 1;
             return false;
@@ -110,11 +117,12 @@ static uint64_t movs_chunk(SoftCPU *cpu, const Insn *in, uint64_t count, bool st
     }
     if (stos) {
         uint64_t v = cpu->regs[X86_RAX];
-        switch (size) {
-        case 1: memset(dp, (uint8_t)v, n); break;
-        case 2: for (uint64_t i = 0; i < n; i++) ((uint16_t *)dp)[i] = v; break;
-        case 4: for (uint64_t i = 0; i < n; i++) ((uint32_t *)dp)[i] = v; break;
-        default: for (uint64_t i = 0; i < n; i++) ((uint64_t *)dp)[i] = v; break;
+        if (size == 1) {
+            memset(dp, (uint8_t)v, n);
+        } else {
+            for (uint64_t i = 0; i < n; i++) {
+                soft_host_store(dp + i * size, size, v);
+            }
         }
     } else {
         uint64_t len = n * size;

@@ -7,7 +7,12 @@
 
 #define CR4_KNOWN   (X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | \
                      X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | \
-                     X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT)
+                     X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT | \
+                     X86_CR4_OSXSAVE)
+
+/* XCR0 components this CPU has: x87 and SSE. */
+#define XCR0_SUPPORTED  3ULL
+#define XSAVE_HDR       512
 
 static void need_cpl0(SoftCPU *cpu)
 {
@@ -267,12 +272,6 @@ void op_lsl(SoftCPU *cpu, const Insn *in)
     set_zf(cpu, true);
 }
 
-static uint64_t guest_tsc(SoftCPU *cpu)
-{
-    uint64_t t = cpu->hooks->read_tsc ? cpu->hooks->read_tsc(cpu->opaque) : cpu->insn_count;
-
-    return t + cpu->tsc_offset;
-}
 
 static void write_cr0(SoftCPU *cpu, uint64_t v)
 {
@@ -443,7 +442,7 @@ void op_rdtsc(SoftCPU *cpu, const Insn *in)
     if ((cpu->cr4 & X86_CR4_TSD) && cpu->cpl != 0 && cpu_pe(cpu)) {
         soft_gp0(cpu);
     }
-    t = guest_tsc(cpu);
+    t = soft_guest_tsc(cpu);
     cpu->regs[X86_RAX] = (uint32_t)t;
     cpu->regs[X86_RDX] = t >> 32;
 }
@@ -651,6 +650,28 @@ void op_grp7(SoftCPU *cpu, const Insn *in)
         write_cr0(cpu, (cpu->cr0 & ~0xeULL) | (v & 0xf) | (cpu->cr0 & 1));
         return;
     }
+    case 2:
+        if ((in->rm & 7) == 0 || (in->rm & 7) == 1) {   /* XGETBV, XSETBV */
+            if (!(cpu->cr4 & X86_CR4_OSXSAVE)) {
+                soft_ud(cpu);
+            }
+            if ((uint32_t)cpu->regs[X86_RCX] != 0) {
+                soft_gp0(cpu);
+            }
+            if ((in->rm & 7) == 0) {
+                cpu->regs[X86_RAX] = (uint32_t)cpu->xcr0;
+                cpu->regs[X86_RDX] = cpu->xcr0 >> 32;
+                return;
+            }
+            uint64_t v = (cpu->regs[X86_RAX] & 0xffffffff) | (cpu->regs[X86_RDX] << 32);
+            need_cpl0(cpu);
+            if (!(v & 1) || (v & ~XCR0_SUPPORTED)) {
+                soft_gp0(cpu);
+            }
+            cpu->xcr0 = v;
+            return;
+        }
+        break;
     case 7:
         if ((in->rm & 7) == 0) {        /* SWAPGS */
             uint64_t t;
@@ -754,6 +775,85 @@ void op_grp15(SoftCPU *cpu, const Insn *in)
         sse_allowed(cpu);
         soft_write(cpu, in->seg, ea, 4, cpu->mxcsr);
         return;
+    case 4:     /* XSAVE */
+    case 5: {   /* XRSTOR */
+        uint64_t rfbm = cpu->xcr0 & ((cpu->regs[X86_RAX] & 0xffffffff) |
+                                     (cpu->regs[X86_RDX] << 32));
+        uint8_t img[XSAVE_HDR + 64];
+        uint64_t bv;
+        if (!(cpu->cr4 & X86_CR4_OSXSAVE) || in->rep || in->has66) {
+            soft_ud(cpu);
+        }
+        if (cpu->cr0 & X86_CR0_TS) {
+            soft_raise_noerr(cpu, EXC_NM);
+        }
+        if (ea & 63) {
+            soft_gp0(cpu);
+        }
+        soft_read_bytes(cpu, in->seg, ea, img, sizeof(img));
+        memcpy(&bv, img + XSAVE_HDR, 8);
+        if (r == 4) {
+            uint8_t cur[X86_FXSAVE_SIZE];
+            soft_fxsave(cpu, cur);
+            if (!(in->rex & 8)) {
+                memset(cur + 12, 0, 4);
+                memset(cur + 20, 0, 4);
+            }
+            if (rfbm & 1) {
+                memcpy(img, cur, 24);
+                memcpy(img + 32, cur + 32, 128);
+            }
+            if (rfbm & 2) {
+                memcpy(img + 24, cur + 24, 8);
+                memcpy(img + 160, cur + 160, 256);
+            }
+            bv = (bv & ~rfbm) | rfbm;
+            memcpy(img + XSAVE_HDR, &bv, 8);
+            soft_write_bytes(cpu, in->seg, ea, img, sizeof(img));
+            return;
+        }
+        {
+            uint8_t cur[X86_FXSAVE_SIZE];
+            uint64_t comp;
+            uint32_t mx;
+            memcpy(&comp, img + XSAVE_HDR + 8, 8);
+            if (comp || (bv & ~cpu->xcr0)) {
+                soft_gp0(cpu);         /* compacted form, or components it lacks */
+            }
+            for (int k = XSAVE_HDR + 16; k < XSAVE_HDR + 64; k++) {
+                if (img[k]) {
+                    soft_gp0(cpu);
+                }
+            }
+            memcpy(&mx, img + 24, 4);
+            if ((rfbm & 2) && (mx & ~0xffffu)) {
+                soft_gp0(cpu);
+            }
+            soft_fxsave(cpu, cur);
+            if (rfbm & 1) {
+                if (bv & 1) {
+                    memcpy(cur, img, 24);
+                    memcpy(cur + 32, img + 32, 128);
+                } else {
+                    /* The x87 init state. */
+                    static const uint8_t fcw[2] = { 0x7f, 0x03 };
+                    memset(cur, 0, 24);
+                    memcpy(cur, fcw, 2);
+                    memset(cur + 32, 0, 128);
+                }
+            }
+            if (rfbm & 2) {
+                memcpy(cur + 24, img + 24, 4);
+                if (bv & 2) {
+                    memcpy(cur + 160, img + 160, 256);
+                } else {
+                    memset(cur + 160, 0, 256);
+                }
+            }
+            soft_fxrstor(cpu, cur);
+        }
+        return;
+    }
     case 7:     /* CLFLUSH/CLFLUSHOPT: caches are coherent here */
         soft_read(cpu, in->seg, ea, 1);
         return;

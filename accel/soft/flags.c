@@ -23,10 +23,18 @@ static uint64_t flags_zsp(uint64_t res, unsigned size)
 
 uint64_t soft_flags_arith(const SoftCPU *cpu)
 {
-    unsigned size = cpu->cc_size;
-    uint64_t m = size_mask(size), sb = sign_bit(size);
-    uint64_t res = cpu->cc_res & m, a = cpu->cc_src1 & m, b = cpu->cc_src2 & m;
-    uint64_t f;
+    unsigned size;
+    uint64_t m, sb, res, a, b, f;
+
+    if (cpu->cc_op == CC_NONE) {
+        return cpu->rflags & FLAGS_ARITH;   /* cc_size means nothing here */
+    }
+    size = cpu->cc_size;
+    m = size_mask(size);
+    sb = sign_bit(size);
+    res = cpu->cc_res & m;
+    a = cpu->cc_src1 & m;
+    b = cpu->cc_src2 & m;
 
     switch (cpu->cc_op) {
     case CC_NONE:

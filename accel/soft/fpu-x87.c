@@ -424,11 +424,6 @@ void soft_fxrstor(SoftCPU *cpu, const uint8_t *img)
     memcpy(&f->fip, img + 8, 8);
     memcpy(&f->fdp, img + 16, 8);
     memcpy(&cpu->mxcsr, img + 24, 4);
-    if (cpu->mxcsr == 0 && f->fcw == 0) {
-        /* An all-zero image (fresh state from a loader): power-on values. */
-        cpu->mxcsr = 0x1f80;
-        f->fcw = 0x37f;
-    }
     for (int i = 0; i < 8; i++) {
         memset(&f->st[(f->top + i) & 7], 0, sizeof(long double));
         memcpy(&f->st[(f->top + i) & 7], img + 32 + 16 * i, 10);
@@ -1213,12 +1208,11 @@ void op_x87(SoftCPU *cpu, const Insn *in)
         x87_memory(cpu, in, esc);
     }
     if (!is_control(esc, in)) {
+        /* FCS and FDS stay 0: CPUID says they are deprecated, as on current CPUs. */
         f->fop = ((esc & 7) << 8) | (in->mod << 6) | ((in->reg & 7) << 3) | (in->rm & 7);
         f->fip = cpu->rip;
-        f->fcs = cpu->segs[X86_SEG_CS].selector;
         if (in->mod != 3) {
             f->fdp = insn_ea(cpu, in);
-            f->fds = cpu->segs[in->seg].selector;
         }
     }
 }

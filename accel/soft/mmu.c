@@ -91,7 +91,7 @@ void soft_tlb_drop_write_entries(SoftCPU *cpu)
 void soft_tlb_drop_writes(SoftCPU *cpu)
 {
     soft_tlb_drop_write_entries(cpu);
-    g_hash_table_remove_all(cpu->dirty_marked);
+    memset(cpu->dirty_marked, 0, sizeof(cpu->dirty_marked));
 }
 
 static uint8_t *ram_page(SoftCPU *cpu, uint64_t gpa)
@@ -101,10 +101,12 @@ static uint8_t *ram_page(SoftCPU *cpu, uint64_t gpa)
 
 static void mark_dirty(SoftCPU *cpu, uint64_t gpa_page)
 {
-    gpointer key = GSIZE_TO_POINTER(gpa_page | 1);
+    uint64_t key = gpa_page | 1;
+    uint64_t *slot = &cpu->dirty_marked[((gpa_page >> 12) ^ (gpa_page >> 24)) &
+                                        (SOFT_DIRTY_FILTER - 1)];
 
-    if (!g_hash_table_contains(cpu->dirty_marked, key)) {
-        g_hash_table_add(cpu->dirty_marked, key);
+    if (*slot != key) {
+        *slot = key;
         if (cpu->hooks->mark_dirty) {
             cpu->hooks->mark_dirty(cpu->opaque, gpa_page);
         }
@@ -194,6 +196,8 @@ static uint64_t page_walk(SoftCPU *cpu, uint64_t lin, int acc, bool user,
                 __atomic_fetch_or(pte_p, set, __ATOMIC_SEQ_CST);
             }
         } else if (acc == ACC_WRITE && !(pde & PTE_D)) {
+            /* With A already set the branch above did not report the PD page. */
+            mark_dirty(cpu, cpu->cr3 & 0xfffff000);
             __atomic_fetch_or(pde_p, (uint32_t)PTE_D, __ATOMIC_SEQ_CST);
         }
         *global = leaf_global;
@@ -335,26 +339,6 @@ uint64_t soft_translate(SoftCPU *cpu, uint64_t lin, int acc, int midx, uint8_t *
     return gpa;
 }
 
-static uint64_t load_host(const uint8_t *p, unsigned size)
-{
-    switch (size) {
-    case 1: return *p;
-    case 2: return *(const uint16_t *)p;
-    case 4: return *(const uint32_t *)p;
-    default: return *(const uint64_t *)p;
-    }
-}
-
-static void store_host(uint8_t *p, unsigned size, uint64_t v)
-{
-    switch (size) {
-    case 1: *p = v; break;
-    case 2: *(uint16_t *)p = v; break;
-    case 4: *(uint32_t *)p = v; break;
-    default: *(uint64_t *)p = v; break;
-    }
-}
-
 uint64_t soft_lin_read(SoftCPU *cpu, uint64_t lin, unsigned size, int midx)
 {
     uint8_t *host;
@@ -379,7 +363,7 @@ uint64_t soft_lin_read(SoftCPU *cpu, uint64_t lin, unsigned size, int midx)
     }
     gpa = soft_translate(cpu, lin, ACC_READ, midx, &host);
     if (host) {
-        return load_host(host, size);
+        return soft_host_load(host, size);
     }
     return cpu->hooks->mmio_read(cpu->opaque, gpa, size);
 }
@@ -403,7 +387,7 @@ void soft_lin_write(SoftCPU *cpu, uint64_t lin, unsigned size, uint64_t v, int m
         bool code;
         gpa = translate(cpu, lin, ACC_WRITE, midx, &host, &code);
         if (host) {
-            store_host(host, size, v);
+            soft_host_store(host, size, v);
             if (code) {
                 /* After the data: a racing decoder then sees the new bytes. */
                 soft_code_written(gpa);
@@ -430,12 +414,112 @@ uint8_t *soft_lin_ptr(SoftCPU *cpu, uint64_t lin, unsigned size, int acc, int mi
     return host;
 }
 
+/*
+ * A locked access that host atomics cannot do (split across pages, MMIO,
+ * a page holding decoded code). Every check that can raise an exception
+ * happens here, before the caller takes the global lock: an exception
+ * leaves by siglongjmp and would keep the lock held for good. Write
+ * permission implies read permission, so one write translation per page
+ * covers the whole read-modify-write.
+ */
+void soft_locked_prepare(SoftCPU *cpu, int seg, uint64_t ea, unsigned size,
+                         SoftLockedAccess *la)
+{
+    uint64_t lin = soft_seg_check(cpu, seg, ea, size, true);
+    unsigned room = PAGE_SIZE - (lin & 0xfff);
+
+    la->len[0] = size < room ? size : room;
+    la->len[1] = size - la->len[0];
+    for (int i = 0; i < 2; i++) {
+        la->host[i] = NULL;
+        la->code[i] = false;
+        la->gpa[i] = 0;
+    }
+    la->gpa[0] = translate(cpu, lin, ACC_WRITE, cpu->midx, &la->host[0], &la->code[0]);
+    if (la->len[1]) {
+        la->gpa[1] = translate(cpu, lin + la->len[0], ACC_WRITE, cpu->midx,
+                               &la->host[1], &la->code[1]);
+    }
+}
+
+/* Which page byte @off of the access is in, and its offset there. */
+static int locked_piece(const SoftLockedAccess *la, unsigned off, unsigned *poff)
+{
+    if (off < la->len[0]) {
+        *poff = off;
+        return 0;
+    }
+    *poff = off - la->len[0];
+    return 1;
+}
+
+uint64_t soft_locked_load(SoftCPU *cpu, const SoftLockedAccess *la, unsigned off,
+                          unsigned size)
+{
+    unsigned po;
+    int i = locked_piece(la, off, &po);
+    uint64_t v = 0;
+
+    if (po + size <= la->len[i]) {
+        if (la->host[i]) {
+            return soft_host_load(la->host[i] + po, size);
+        }
+        return cpu->hooks->mmio_read(cpu->opaque, la->gpa[i] + po, size);
+    }
+    /* Straddles the two pages: bytewise, as soft_lin_read() does. */
+    for (unsigned k = 0; k < size; k++) {
+        uint64_t b;
+
+        i = locked_piece(la, off + k, &po);
+        b = la->host[i] ? la->host[i][po]
+                        : cpu->hooks->mmio_read(cpu->opaque, la->gpa[i] + po, 1) & 0xff;
+        v |= b << (8 * k);
+    }
+    return v;
+}
+
+static void locked_wrote(SoftCPU *cpu, const SoftLockedAccess *la, int i, unsigned po)
+{
+    if (la->code[i]) {
+        soft_code_written(la->gpa[i] + po);
+        cpu->exit_block = 1;
+    }
+}
+
+void soft_locked_store(SoftCPU *cpu, const SoftLockedAccess *la, unsigned off,
+                       unsigned size, uint64_t v)
+{
+    unsigned po;
+    int i = locked_piece(la, off, &po);
+
+    if (po + size <= la->len[i]) {
+        if (la->host[i]) {
+            soft_host_store(la->host[i] + po, size, v);
+            locked_wrote(cpu, la, i, po);
+        } else {
+            cpu->hooks->mmio_write(cpu->opaque, la->gpa[i] + po, v & size_mask(size), size);
+        }
+        return;
+    }
+    for (unsigned k = 0; k < size; k++) {
+        uint8_t b = v >> (8 * k);
+
+        i = locked_piece(la, off + k, &po);
+        if (la->host[i]) {
+            la->host[i][po] = b;
+            locked_wrote(cpu, la, i, po);
+        } else {
+            cpu->hooks->mmio_write(cpu->opaque, la->gpa[i] + po, b, 1);
+        }
+    }
+}
+
 uint64_t soft_phys_read(SoftCPU *cpu, uint64_t gpa, unsigned size)
 {
     uint8_t *page = ram_page(cpu, gpa);
 
     if (page && (gpa & 0xfff) + size <= PAGE_SIZE) {
-        return load_host(page + (gpa & 0xfff), size);
+        return soft_host_load(page + (gpa & 0xfff), size);
     }
     return cpu->hooks->mmio_read(cpu->opaque, gpa, size);
 }
@@ -446,7 +530,7 @@ void soft_phys_write(SoftCPU *cpu, uint64_t gpa, unsigned size, uint64_t v)
 
     if (page && (gpa & 0xfff) + size <= PAGE_SIZE) {
         mark_dirty(cpu, gpa & PAGE_MASK);
-        store_host(page + (gpa & 0xfff), size, v);
+        soft_host_store(page + (gpa & 0xfff), size, v);
         soft_code_written(gpa);
         return;
     }
@@ -507,20 +591,20 @@ uint64_t soft_seg_check(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, bool 
     return (s->base + ea) & 0xffffffffULL;
 }
 
-uint64_t soft_read(SoftCPU *cpu, int seg, uint64_t ea, unsigned size)
+uint64_t soft_read_slow(SoftCPU *cpu, int seg, uint64_t ea, unsigned size)
 {
     uint64_t lin = soft_seg_check(cpu, seg, ea, size, false);
 
     return soft_tlb_load(cpu, lin, size, cpu->midx);
 }
 
-void soft_write(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, uint64_t v)
+void soft_write_slow(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, uint64_t v)
 {
     uint64_t lin = soft_seg_check(cpu, seg, ea, size, true);
     TLBEntry *e = &cpu->tlb[cpu->midx][ACC_WRITE][(lin >> 12) & (TLB_SIZE - 1)];
 
     if (likely(e->tag == (lin & PAGE_MASK) && (lin & 0xfff) + size <= PAGE_SIZE)) {
-        store_host((uint8_t *)(e->addend + lin), size, v);
+        soft_host_store((uint8_t *)(e->addend + lin), size, v);
         return;
     }
     soft_lin_write(cpu, lin, size, v, cpu->midx);

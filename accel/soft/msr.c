@@ -74,7 +74,7 @@ bool soft_rdmsr(SoftCPU *cpu, uint32_t msr, uint64_t *v)
     }
     switch (msr) {
     case X86_MSR_TSC:
-        *v = (cpu->hooks->read_tsc ? cpu->hooks->read_tsc(cpu->opaque) : 0) + cpu->tsc_offset;
+        *v = soft_guest_tsc(cpu);
         return true;
     case MSR_PLATFORM_ID: case MSR_UCODE_REV: case MSR_MCG_CAP:
     case MSR_MCG_STATUS: case MSR_DEBUGCTL:
@@ -138,7 +138,8 @@ bool soft_wrmsr(SoftCPU *cpu, uint32_t msr, uint64_t v)
     }
     switch (msr) {
     case X86_MSR_TSC:
-        cpu->tsc_offset = v - (cpu->hooks->read_tsc ? cpu->hooks->read_tsc(cpu->opaque) : 0);
+        cpu->tsc_offset = 0;
+        cpu->tsc_offset = v - soft_guest_tsc(cpu);
         return true;
     case MSR_UCODE_REV: case MSR_MCG_STATUS:
         return true;

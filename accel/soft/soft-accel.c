@@ -247,11 +247,10 @@ static const APICHooks soft_apic_hooks = {
 
 static void soft_ram_written(uint64_t gpa, uint64_t len)
 {
-    for (int i = 0; i < cpus_count(); i++) {
-        AccelCPUState *sc = soft_cpu_by_index(i);
-        if (sc) {
-            soft_cpu_invalidate_code(sc->core, gpa, len);
-        }
+    /* The code map is shared: one call covers every vCPU. */
+    AccelCPUState *sc = soft_cpu_by_index(0);
+    if (sc) {
+        soft_cpu_invalidate_code(sc->core, gpa, len);
     }
 }
 
@@ -414,8 +413,9 @@ static void soft_accel_vcpu_reset(CPUState *cpu)
     g_autofree X86CPUState *st = g_new0(X86CPUState, 1);
 
     x86_cpu_state_reset(st, cpu->index);
+    /* Nothing posted before the reset (INIT, SIPI, NMI, an interrupt) survives it. */
+    soft_cpu_reset(sc->core);
     soft_cpu_set_state(sc->core, st);
-    soft_cpu_flush_tlb(sc->core);
 }
 
 static bool soft_accel_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp)

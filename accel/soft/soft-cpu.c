@@ -93,7 +93,6 @@ SoftCPU *soft_cpu_new(const SoftCPUHooks *hooks, void *opaque, int cpuid_index, 
     cpu->opaque = opaque;
     cpu->cpuid_index = cpuid_index;
     cpu->nr_cpus = nr_cpus > 0 ? nr_cpus : 1;
-    cpu->dirty_marked = g_hash_table_new(g_direct_hash, g_direct_equal);
     cpu->blocks = soft_blocks_new();
     if (!cpu->blocks) {
         g_error("soft-cpu: out of memory for the decoded-block cache");
@@ -110,23 +109,30 @@ void soft_cpu_free(SoftCPU *cpu)
     if (!cpu) {
         return;
     }
-    g_hash_table_destroy(cpu->dirty_marked);
     soft_blocks_free(cpu->blocks);
     free(cpu);
 }
 
-static uint64_t guest_tsc(SoftCPU *cpu)
+/* The hook's TSC plus what a guest WRMSR to the TSC added on this vCPU. */
+uint64_t soft_guest_tsc(SoftCPU *cpu)
 {
-    uint64_t t = cpu->hooks->read_tsc ? cpu->hooks->read_tsc(cpu->opaque) : 0;
+    uint64_t t = cpu->hooks->read_tsc ? cpu->hooks->read_tsc(cpu->opaque) : cpu->insn_count;
 
     return t + cpu->tsc_offset;
 }
 
-static void apply_requests(SoftCPU *cpu);
-
+/*
+ * A pure read: other threads (the monitor) ask for the state, and applying
+ * requests here would flush and reset the vCPU behind its own thread.
+ * Posted requests stay pending for its next soft_cpu_run(). Only a posted
+ * NMI is reflected (in nmi_pending), being a flag of the state that the
+ * vCPU would set idempotently anyway; a posted INIT or SIPI is not, as the
+ * state is what the vCPU holds until it runs again.
+ */
 void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st)
 {
-    apply_requests(cpu);
+    uint32_t req = __atomic_load_n(&cpu->req, __ATOMIC_ACQUIRE);
+
     memset(st, 0, sizeof(*st));
     memcpy(st->regs, cpu->regs, sizeof(st->regs));
     st->rip = cpu->rip;
@@ -145,7 +151,7 @@ void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st)
     st->dr6 = cpu->dr6;
     st->dr7 = cpu->dr7;
     st->apic_base = cpu->apic_base;
-    st->tsc = guest_tsc(cpu);
+    st->tsc = soft_guest_tsc(cpu);
     st->tsc_aux = cpu->tsc_aux;
     st->tsc_deadline = cpu->tsc_deadline;
     st->star = cpu->star;
@@ -167,7 +173,13 @@ void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st)
         st->exception_has_error = cpu->exc_has_error;
         st->exception_error = cpu->exc_error;
     }
-    st->nmi_pending = cpu->pending_nmi;
+    if (cpu->has_pending_irq) {
+        /* Injected by set_state and not yet delivered: hand it on. */
+        st->interrupt_injected = 1;
+        st->interrupt_vector = cpu->pending_irq;
+    }
+    st->nmi_pending = cpu->pending_nmi ||
+                      ((req & REQ_NMI) && cpu->mp_state != X86_MP_WAIT_FOR_SIPI);
     st->nmi_masked = cpu->nmi_masked;
     st->interrupt_shadow = cpu->shadow;
     st->mp_state = cpu->mp_state;
@@ -232,6 +244,34 @@ void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st)
     soft_tlb_flush_all(cpu);
 }
 
+/*
+ * Machine reset: nothing posted or in flight before it may act after it
+ * (a stale INIT would park the BSP in wait-for-SIPI), and the power-on
+ * values of what X86CPUState does not carry (MTRRs) come back.
+ */
+void soft_cpu_reset(SoftCPU *cpu)
+{
+    /*
+     * REQ_INTR only makes the core ask the interrupt controller again,
+     * which is harmless; dropping it could lose an edge raised during the
+     * reset. A dirty flush is covered by the drop below.
+     */
+    __atomic_and_fetch(&cpu->req, REQ_INTR, __ATOMIC_SEQ_CST);
+    cpu->sipi_vector = 0;
+    cpu_reset_regs(cpu, false);
+    cpu->mp_state = cpu->cpuid_index == 0 ? X86_MP_RUNNABLE : X86_MP_WAIT_FOR_SIPI;
+    cpu->has_pending_irq = false;
+    cpu->pending_irq = 0;
+    cpu->exc_vector = 0;
+    cpu->exc_error = 0;
+    cpu->exc_has_error = false;
+    cpu->shutdown = false;
+    cpu->tsc_offset = 0;
+    cpu->tsc_deadline = 0;
+    soft_tlb_drop_writes(cpu);
+    soft_blocks_flush(cpu->blocks);
+}
+
 static void do_init(SoftCPU *cpu)
 {
     cpu_reset_regs(cpu, true);
@@ -262,6 +302,7 @@ static void apply_requests(SoftCPU *cpu)
     if (req & REQ_TLB_FLUSH) {
         __atomic_and_fetch(&cpu->req, ~REQ_TLB_FLUSH, __ATOMIC_SEQ_CST);
         soft_tlb_flush_all(cpu);
+        soft_blocks_flush(cpu->blocks);
     }
     if (req & REQ_INIT) {
         __atomic_and_fetch(&cpu->req, ~REQ_INIT, __ATOMIC_SEQ_CST);
@@ -323,13 +364,6 @@ static bool check_interrupts(SoftCPU *cpu)
     return false;
 }
 
-bool soft_interrupt_ready(SoftCPU *cpu)
-{
-    return cpu->has_pending_irq ||
-           (__atomic_load_n(&cpu->req, __ATOMIC_ACQUIRE) & REQ_INTR) ||
-           (cpu->pending_nmi && !cpu->nmi_masked);
-}
-
 SoftCPUExit soft_cpu_run(SoftCPU *cpu, uint64_t max_insns)
 {
     cpu->insn_limit = max_insns ? cpu->insn_count + max_insns : UINT64_MAX;
@@ -345,6 +379,21 @@ SoftCPUExit soft_cpu_run(SoftCPU *cpu, uint64_t max_insns)
         bool inhibit;
 
         if (unlikely(cpu->exc_pending)) {
+            /*
+             * Each delivery uses one unit of the budget: a handler that
+             * faults at once (and a real-mode stack never runs out) would
+             * otherwise loop here without ever completing an instruction.
+             */
+            if (cpu->insn_count >= cpu->insn_limit) {
+                return SOFT_EXIT_LIMIT;
+            }
+            if (cpu->insn_limit != UINT64_MAX) {
+                cpu->insn_limit--;
+            }
+            if (__atomic_load_n(&cpu->req, __ATOMIC_RELAXED) & REQ_KICK) {
+                __atomic_and_fetch(&cpu->req, ~REQ_KICK, __ATOMIC_SEQ_CST);
+                return SOFT_EXIT_KICKED;
+            }
             soft_deliver_pending_exception(cpu);
         }
         inhibit = cpu->shadow;
@@ -375,6 +424,22 @@ SoftCPUExit soft_cpu_run(SoftCPU *cpu, uint64_t max_insns)
         if (unlikely(cpu->insn_count >= cpu->insn_limit)) {
             cpu->shadow = inhibit;
             return SOFT_EXIT_LIMIT;
+        }
+        if (unlikely(cpu->rflags & X86_RFLAGS_TF)) {
+            /*
+             * Single-step: TF at the start of an instruction traps after
+             * it, unless it entered an interrupt handler (INT n clears TF).
+             */
+            cpu->entered_handler = false;
+            soft_run_one(cpu);
+            if (!cpu->entered_handler) {
+                cpu->dr6 |= 0x4000;
+                cpu->exc_vector = EXC_DB;
+                cpu->exc_error = 0;
+                cpu->exc_has_error = false;
+                cpu->exc_pending = true;
+            }
+            continue;
         }
         soft_run_block(cpu);
     }

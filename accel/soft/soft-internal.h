@@ -52,6 +52,7 @@ enum { ACC_READ, ACC_WRITE, ACC_FETCH, ACC_NR };
 #define TLB_BITS    9
 #define TLB_SIZE    (1u << TLB_BITS)
 #define TLB_INVALID 1ULL            /* never equals a page-aligned tag */
+#define SOFT_DIRTY_FILTER 4096
 
 typedef struct TLBEntry {
     uint64_t tag;                   /* linear page, or TLB_INVALID */
@@ -182,11 +183,16 @@ struct SoftCPU {
     SoftBlock *blocks;
     uint32_t code_epoch;    /* soft_code_epoch when write entries were last dropped */
     uint8_t exit_block;     /* stop the current block after this instruction */
+    bool entered_handler;   /* an interrupt or exception was delivered */
 
     TLBEntry tlb[2][ACC_NR][TLB_SIZE];
     TLBInfo tlbinfo[2][ACC_NR][TLB_SIZE];
     bool tlb_has_large;     /* some entry came from a 2M/4M/1G page */
-    GHashTable *dirty_marked;   /* gpa pages passed to mark_dirty this round */
+    /*
+     * Pages passed to mark_dirty() this round, direct-mapped: a page whose
+     * slot was taken over is reported again, which the bitmap absorbs.
+     */
+    uint64_t dirty_marked[SOFT_DIRTY_FILTER];
 
     const SoftCPUHooks *hooks;
     void *opaque;
@@ -200,7 +206,7 @@ static inline void soft_update_ac(SoftCPU *cpu)
 {
     cpu->ac_check = (cpu->cr0 & X86_CR0_AM) && (cpu->rflags & X86_RFLAGS_AC) && cpu->cpl == 3;
 }
-bool soft_interrupt_ready(SoftCPU *cpu);
+uint64_t soft_guest_tsc(SoftCPU *cpu);
 
 /* flags.c */
 uint64_t soft_flags_arith(const SoftCPU *cpu);
@@ -260,31 +266,122 @@ void soft_tlb_flush_page(SoftCPU *cpu, uint64_t lin);
 void soft_tlb_drop_writes(SoftCPU *cpu);
 void soft_tlb_drop_write_entries(SoftCPU *cpu);
 uint64_t soft_seg_check(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, bool write);
-uint64_t soft_read(SoftCPU *cpu, int seg, uint64_t ea, unsigned size);
-void soft_write(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, uint64_t v);
+uint64_t soft_read_slow(SoftCPU *cpu, int seg, uint64_t ea, unsigned size);
+void soft_write_slow(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, uint64_t v);
 void soft_read_bytes(SoftCPU *cpu, int seg, uint64_t ea, void *buf, unsigned n);
 void soft_write_bytes(SoftCPU *cpu, int seg, uint64_t ea, const void *buf, unsigned n);
 /* Host pointer for a read-modify-write, NULL when slow (MMIO, page cross). */
 uint8_t *soft_rmw_ptr(SoftCPU *cpu, int seg, uint64_t ea, unsigned size);
 uint64_t soft_phys_read(SoftCPU *cpu, uint64_t gpa, unsigned size);
 void soft_phys_write(SoftCPU *cpu, uint64_t gpa, unsigned size, uint64_t v);
+/*
+ * The global lock serialises locked accesses that host atomics cannot do.
+ * Nothing that can raise may run while it is held: prepare first (all
+ * checks and walks), then lock, load/store through the result, unlock.
+ */
 void soft_lock_global(void);
 void soft_unlock_global(void);
+typedef struct SoftLockedAccess {
+    uint64_t gpa[2];
+    uint8_t *host[2];       /* NULL: MMIO */
+    bool code[2];           /* the page holds decoded code */
+    unsigned len[2];        /* bytes in each page; len[1] 0 within one page */
+} SoftLockedAccess;
+void soft_locked_prepare(SoftCPU *cpu, int seg, uint64_t ea, unsigned size,
+                         SoftLockedAccess *la);
+/* @off, @size: a part of the prepared access, at most 8 bytes. */
+uint64_t soft_locked_load(SoftCPU *cpu, const SoftLockedAccess *la, unsigned off,
+                          unsigned size);
+void soft_locked_store(SoftCPU *cpu, const SoftLockedAccess *la, unsigned off,
+                       unsigned size, uint64_t v);
+
+/*
+ * Guest data at any alignment in host memory: memcpy() of a constant size
+ * is one move on the host, without the undefined behaviour of casting.
+ */
+static inline uint64_t soft_host_load(const uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static inline void soft_host_store(uint8_t *p, unsigned size, uint64_t v)
+{
+    switch (size) {
+    case 1: *p = v; break;
+    case 2: { uint16_t w = v; memcpy(p, &w, 2); break; }
+    case 4: { uint32_t w = v; memcpy(p, &w, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
 
 /* Fast-path reads through the TLB; the slow path is in mmu.c. */
 static inline uint64_t soft_tlb_load(SoftCPU *cpu, uint64_t lin, unsigned size, int midx)
 {
     TLBEntry *e = &cpu->tlb[midx][ACC_READ][(lin >> 12) & (TLB_SIZE - 1)];
     if (likely(e->tag == (lin & PAGE_MASK) && (lin & 0xfff) + size <= PAGE_SIZE)) {
-        const uint8_t *p = (const uint8_t *)(e->addend + lin);
-        switch (size) {
-        case 1: return *p;
-        case 2: return *(const uint16_t *)p;
-        case 4: return *(const uint32_t *)p;
-        default: return *(const uint64_t *)p;
-        }
+        return soft_host_load((const uint8_t *)(e->addend + lin), size);
     }
     return soft_lin_read(cpu, lin, size, midx);
+}
+
+/*
+ * 64-bit mode without alignment checking: the linear address is the offset
+ * (plus the FS/GS base). False when the full checks must run.
+ */
+static inline bool soft_fast_lin(const SoftCPU *cpu, int seg, uint64_t ea, uint64_t *lin)
+{
+    if (likely(cpu->long64 && !cpu->ac_check)) {
+        uint64_t l = seg >= X86_SEG_FS ? ea + cpu->segs[seg].base : ea;
+        /* A canonical start within one page cannot end non-canonical. */
+        if (likely((uint64_t)(((int64_t)l >> 47) + 1) <= 1)) {
+            *lin = l;
+            return true;
+        }
+    }
+    return false;
+}
+
+static inline uint64_t soft_read(SoftCPU *cpu, int seg, uint64_t ea, unsigned size)
+{
+    uint64_t lin;
+
+    if (soft_fast_lin(cpu, seg, ea, &lin)) {
+        TLBEntry *e = &cpu->tlb[cpu->midx][ACC_READ][(lin >> 12) & (TLB_SIZE - 1)];
+        if (likely(e->tag == (lin & PAGE_MASK) && (lin & 0xfff) + size <= PAGE_SIZE)) {
+            return soft_host_load((const uint8_t *)(e->addend + lin), size);
+        }
+    }
+    return soft_read_slow(cpu, seg, ea, size);
+}
+
+/* Host pointer of a writable TLB hit for [lin, lin+size), else NULL. */
+static inline uint8_t *soft_tlb_write_ptr(SoftCPU *cpu, uint64_t lin, unsigned size)
+{
+    TLBEntry *e = &cpu->tlb[cpu->midx][ACC_WRITE][(lin >> 12) & (TLB_SIZE - 1)];
+
+    if (likely(e->tag == (lin & PAGE_MASK) && (lin & 0xfff) + size <= PAGE_SIZE)) {
+        return (uint8_t *)(e->addend + lin);
+    }
+    return NULL;
+}
+
+static inline void soft_write(SoftCPU *cpu, int seg, uint64_t ea, unsigned size, uint64_t v)
+{
+    uint64_t lin;
+
+    if (soft_fast_lin(cpu, seg, ea, &lin)) {
+        uint8_t *p = soft_tlb_write_ptr(cpu, lin, size);
+        if (likely(p)) {
+            soft_host_store(p, size, v);
+            return;
+        }
+    }
+    soft_write_slow(cpu, seg, ea, size, v);
 }
 
 /* seg.c */
@@ -310,7 +407,9 @@ void soft_decode(SoftCPU *cpu, Insn *in);
 /* block-cache.c */
 SoftBlock *soft_blocks_new(void);
 void soft_blocks_free(SoftBlock *b);
+void soft_blocks_flush(SoftBlock *b);
 void soft_run_block(SoftCPU *cpu);
+void soft_run_one(SoftCPU *cpu);
 
 /* code-map.c */
 uint32_t *soft_code_word(uint64_t gpa, bool create);

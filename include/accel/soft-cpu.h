@@ -75,9 +75,22 @@ typedef enum SoftCPUExit {
 SoftCPU *soft_cpu_new(const SoftCPUHooks *hooks, void *opaque, int cpuid_index, int nr_cpus);
 void soft_cpu_free(SoftCPU *cpu);
 
-/* Whole architectural state in and out (between runs only). */
+/*
+ * Whole architectural state in and out (between runs only). get_state only
+ * reads: requests posted by other threads stay pending until the vCPU runs
+ * (a posted NMI shows as nmi_pending; a posted INIT/SIPI does not show).
+ */
 void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st);
 void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st);
+
+/*
+ * Machine reset (between runs only): drops this vCPU's posted requests
+ * (INIT, SIPI, NMI, kick, flushes), a pending or injected interrupt, an
+ * exception in flight, its guest-written TSC offset, its decoded blocks and
+ * TLB, and returns the state to power-on values, MTRRs included. The
+ * caller then sets the machine's power-on state with soft_cpu_set_state().
+ */
+void soft_cpu_reset(SoftCPU *cpu);
 
 /*
  * Run until something in SoftCPUExit happens. @max_insns 0 means no
@@ -100,12 +113,22 @@ void soft_cpu_flush_dirty_tracking(SoftCPU *cpu);
 /*
  * The VMM wrote guest RAM at [gpa, gpa+len) (a device, a loader, an
  * incoming migration): drop decoded code of those pages. Any thread.
+ * Which pages hold decoded code is known process-wide (one process runs
+ * one VM), so a call on any one vCPU covers all of them.
  */
 void soft_cpu_invalidate_code(SoftCPU *cpu, uint64_t gpa, uint64_t len);
-/* Forget every cached translation (the RAM map changed). */
+/*
+ * Forget every cached translation and this vCPU's decoded blocks (the RAM
+ * map changed). Any thread; applied at the next instruction boundary.
+ */
 void soft_cpu_flush_tlb(SoftCPU *cpu);
 
-/* Deliver INIT / SIPI / NMI from the LAPIC (between runs or after a kick). */
+/*
+ * Deliver INIT / SIPI / NMI from the LAPIC (between runs or after a kick).
+ * Also safe from any thread while the vCPU runs: they take effect at its
+ * next instruction boundary. A vCPU parked after SOFT_EXIT_HALTED needs its
+ * caller to run it again (INIT then SIPI leaves it runnable at the vector).
+ */
 void soft_cpu_init_signal(SoftCPU *cpu);
 void soft_cpu_sipi(SoftCPU *cpu, uint8_t vector);
 void soft_cpu_nmi(SoftCPU *cpu);

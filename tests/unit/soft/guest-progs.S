@@ -176,6 +176,27 @@ pg32_prog_end:
 #undef PROG
 #undef LOAD
 
+/* A write through a 4 MiB page, after a stop for a new dirty round. 0x8000. */
+#define PROG    pse_dirty_prog
+#define LOAD    0x8000
+    .code32
+    .globl pse_dirty_prog, pse_dirty_prog_end
+pse_dirty_prog:
+    movl    $0x1000, %eax
+    movl    %eax, %cr3
+    movl    %cr4, %eax
+    orl     $0x10, %eax                 /* PSE */
+    movl    %eax, %cr4
+    movl    %cr0, %eax
+    orl     $0x80010000, %eax           /* PG, WP */
+    movl    %eax, %cr0
+    hlt
+    movl    $0x44, 0x800104             /* 4 MiB page at 8 MiB -> 0 */
+    hlt
+pse_dirty_prog_end:
+#undef PROG
+#undef LOAD
+
 /* The 64-bit programs below run from 0x10000 in the test's long-mode setup. */
 #define LOAD    0x10000
     .code64
@@ -302,6 +323,40 @@ lock_prog:
 lock_prog_end:
 #undef PROG
 
+/*
+ * LOCKed accesses split across 0x1fe000/0x1ff000 that fault: first with
+ * only a stale TLB entry for the missing page, then with none. The #PF
+ * handler maps the page and the instruction is retried.
+ */
+#define PROG    splitlock_prog
+    .globl splitlock_prog, splitlock_prog_end, splitlock_pf
+splitlock_prog:
+    xorl    %r14d, %r14d
+    xorl    %r9d, %r9d
+    movl    $0, 0x1feffe                /* write TLB entries for both pages */
+    andq    $~1, 0x4ff8                 /* 0x1ff000 not present, not flushed */
+    lock addl $0x01010101, 0x1feffe
+    andq    $~1, 0x4ff8
+    invlpg  0x1ff000
+    lock addl $0x01010101, 0x1feffe     /* certain #PF */
+    movl    $0x5a5a5a5a, %eax
+    xchgl   %eax, 0x1fdffe
+    movl    %eax, %r8d
+    movl    $0x5a5a5a5a, %eax
+    movl    $0x77777777, %ecx
+    lock cmpxchgl %ecx, 0x1fdffe
+    setz    %r9b
+    hlt
+splitlock_pf:
+    movq    %cr2, %r12
+    popq    %r13
+    incq    %r14
+    orq     $1, 0x4ff8
+    invlpg  (%r12)
+    iretq
+splitlock_prog_end:
+#undef PROG
+
 /* Writes to three pages, many times. */
 #define PROG    dirty_prog
     .globl dirty_prog, dirty_prog_end
@@ -359,6 +414,138 @@ ud_handler:
     movq    $6, %r13
     hlt
 ud_prog_end:
+#undef PROG
+
+/* Cross-modifying code: one vCPU patches a function another keeps calling. */
+#define PROG    xmc_prog
+    .globl xmc_prog, xmc_prog_end, xmc_writer
+xmc_prog:
+    movl    $0x11000, %ebx
+    call    *%rbx
+    movl    $1, 0x40000
+1:
+    call    *%rbx
+    cmpl    $2, %eax
+    jne     1b
+    hlt
+xmc_writer:
+1:
+    cmpl    $0, 0x40000
+    je      1b
+    movb    $2, 0x11001
+    hlt
+xmc_prog_end:
+#undef PROG
+
+/* XSETBV/XGETBV, XSAVE and XRSTOR of x87+SSE state. */
+#define PROG    xsave_prog
+    .globl xsave_prog, xsave_prog_end
+xsave_prog:
+    movq    %cr4, %rax
+    orq     $0x40000, %rax
+    movq    %rax, %cr4
+    xorl    %ecx, %ecx
+    movl    $3, %eax
+    xorl    %edx, %edx
+    xsetbv
+    xgetbv
+    movq    %rax, %r8
+    movq    $0x1234, %rax
+    movq    %rax, %xmm0
+    movl    $3, %eax
+    xorl    %edx, %edx
+    xsave   0x60000
+    pxor    %xmm0, %xmm0
+    xrstor  0x60000
+    movq    %xmm0, %r9
+    movq    0x60200, %r10
+    hlt
+xsave_prog_end:
+#undef PROG
+
+/* Single-stepping with TF: a #DB after each instruction. */
+#define PROG    tf_prog
+    .globl tf_prog, tf_prog_end, tf_handler
+tf_prog:
+    pushfq
+    orq     $0x100, (%rsp)
+    popfq
+    nop
+    nop
+    pushfq
+    andq    $~0x100, (%rsp)
+    popfq
+    nop
+    hlt
+tf_handler:
+    incq    %r15
+    iretq
+tf_prog_end:
+#undef PROG
+
+/* Protection faults: WP, NX and U/S, each fixed up by the #PF handler. */
+#define PROG    prot_prog
+    .globl prot_prog, prot_prog_end, prot_pf, prot_ud
+prot_prog:
+    xorl    %r11d, %r11d
+    movq    $1, 0x1fe000            /* read-only page, CR0.WP */
+    movq    $0x1fd000, %rax
+    call    *%rax                   /* no-execute page holding "ret" */
+    pushq   $0x23
+    pushq   $0x28000
+    pushq   $0x2
+    pushq   $0x2b
+    pushq   $A(prot_user)
+    iretq
+prot_user:
+    movq    0x1fc000, %rbx          /* supervisor-only page */
+    ud2
+prot_pf:
+    movq    %cr2, %r12
+    popq    %r13
+    movq    %r13, 0x61000(,%r11,8)
+    incq    %r11
+    movq    %r12, %rax
+    shrq    $12, %rax
+    andq    $0x1ff, %rax
+    leaq    0x4000(,%rax,8), %rax
+    testq   $2, %r13
+    jz      1f
+    orq     $2, (%rax)
+1:  testq   $0x10, %r13
+    jz      2f
+    btrq    $63, (%rax)
+2:  testq   $4, %r13
+    jz      3f
+    orq     $4, (%rax)
+3:  invlpg  (%r12)
+    iretq
+prot_ud:
+    hlt
+prot_prog_end:
+#undef PROG
+
+/* Global pages survive a CR3 reload; INVLPG drops them. */
+#define PROG    glob_prog
+    .globl glob_prog, glob_prog_end
+glob_prog:
+    movq    %cr4, %rax
+    orq     $0x80, %rax             /* PGE */
+    movq    %rax, %cr4
+    movq    0x1f0000, %r8           /* global page -> 0x1f0000 */
+    movq    0x1f1000, %r9           /* ordinary page -> 0x1f1000 */
+    movq    $0x1f2000 | 0x107, %rax /* both now -> 0x1f2000, no INVLPG */
+    movq    %rax, 0x4000 + 0x1f0 * 8
+    movq    $0x1f2000 | 0x7, %rax
+    movq    %rax, 0x4000 + 0x1f1 * 8
+    movq    %cr3, %rax
+    movq    %rax, %cr3
+    movq    0x1f0000, %r10          /* still the old global translation */
+    movq    0x1f1000, %r11          /* re-walked */
+    invlpg  0x1f0000
+    movq    0x1f0000, %r12
+    hlt
+glob_prog_end:
 #undef PROG
 
 #undef LOAD

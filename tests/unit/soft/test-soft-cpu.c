@@ -14,7 +14,11 @@
 #define PROG(name) extern const uint8_t name[], name##_end[]
 PROG(rm_prog); PROG(lm_prog); PROG(pg32_prog); PROG(pf_prog); PROG(ring_prog);
 PROG(de_prog); PROG(rep_prog); PROG(smc_prog); PROG(lock_prog); PROG(dirty_prog);
-PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog);
+PROG(pse_dirty_prog); PROG(splitlock_prog);
+PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
+extern const uint8_t prot_pf[], prot_ud[];
+extern const uint8_t tf_handler[], splitlock_pf[];
+extern const uint8_t xmc_writer[];
 extern const uint8_t pf_handler[], ring_user[], ring_int80[], ring_syscall[], ring_ud[];
 extern const uint8_t ring_ud_insn[], ring_after_syscall[], de_handler[], de_insn[];
 extern const uint8_t rep_pf_handler[], hlt_irq[], ud_handler[], ud_insn[];
@@ -430,6 +434,52 @@ static void test_page_fault(void)
     vm_free(vm);
 }
 
+static void test_protection_faults(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, prot_prog, prot_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 14, GADDR(prot_prog, prot_pf, LOAD64), 0, 0);
+    set_gate(vm, 6, GADDR(prot_prog, prot_ud, LOAD64), 0, 0);
+    put64(vm, 0x4000 + 0x1fe * 8, 0x1fe000 | 5);                  /* read-only */
+    put64(vm, 0x4000 + 0x1fd * 8, 0x1fd000 | 7 | (1ULL << 63));   /* no-execute */
+    put64(vm, 0x4000 + 0x1fc * 8, 0x1fc000 | 3);                  /* supervisor */
+    vm->ram[0x1fd000] = 0xc3;
+    put64(vm, 0x1fc000, 0x5a5a);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R11], ==, 3);
+    g_assert_cmphex(get64(vm, 0x61000), ==, 0x3);       /* present, write */
+    g_assert_cmphex(get64(vm, 0x61008), ==, 0x11);      /* present, fetch */
+    g_assert_cmphex(get64(vm, 0x61010), ==, 0x5);       /* present, user */
+    g_assert_cmphex(get64(vm, 0x1fe000), ==, 1);
+    g_assert_cmphex(st.regs[X86_RBX], ==, 0x5a5a);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_global_pages(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, glob_prog, glob_prog_end);
+    X86CPUState st;
+
+    put64(vm, 0x4000 + 0x1f0 * 8, 0x1f0000 | 0x107);    /* global */
+    put64(vm, 0x1f0000, 0xa);
+    put64(vm, 0x1f1000, 0xb);
+    put64(vm, 0x1f2000, 0xc);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R8], ==, 0xa);
+    g_assert_cmphex(st.regs[X86_R9], ==, 0xb);
+    g_assert_cmphex(st.regs[X86_R10], ==, 0xa);
+    g_assert_cmphex(st.regs[X86_R11], ==, 0xc);
+    g_assert_cmphex(st.regs[X86_R12], ==, 0xc);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
 static void test_ring3(void)
 {
     TestVM *vm = vm_new();
@@ -542,6 +592,76 @@ static void test_lock_add_smp(void)
     vm_free(vm);
 }
 
+typedef struct RunArgs {
+    SoftCPU *cpu;
+    uint64_t max;
+} RunArgs;
+
+static gpointer run_thread(gpointer p)
+{
+    RunArgs *a = p;
+
+    return GINT_TO_POINTER(soft_cpu_run(a->cpu, a->max));
+}
+
+/* A store by one vCPU reaches the decoded code of another. */
+static void test_cross_modifying(void)
+{
+    static const uint8_t f[] = { 0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3 };   /* mov $1,%eax; ret */
+    TestVM *vm = vm_new();
+    SoftCPU *cpus[2];
+    RunArgs args[2];
+    GThread *th[2];
+    X86CPUState st;
+
+    load(vm, LOAD64, xmc_prog, xmc_prog_end);
+    memcpy(vm->ram + 0x11000, f, sizeof(f));
+    state_long(vm, &st, LOAD64);
+    for (int i = 0; i < 2; i++) {
+        cpus[i] = soft_cpu_new(&hooks, vm, i, 2);
+        st.rip = i == 0 ? LOAD64 : GADDR(xmc_prog, xmc_writer, LOAD64);
+        soft_cpu_set_state(cpus[i], &st);
+        args[i].cpu = cpus[i];
+        args[i].max = 50000000;
+    }
+    for (int i = 0; i < 2; i++) {
+        th[i] = g_thread_new("soft-cpu-xmc", run_thread, &args[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpint(GPOINTER_TO_INT(g_thread_join(th[i])), ==, SOFT_EXIT_HALTED);
+    }
+    st = get_state(cpus[0]);
+    g_assert_cmphex(st.regs[X86_RAX], ==, 2);
+    for (int i = 0; i < 2; i++) {
+        soft_cpu_free(cpus[i]);
+    }
+    vm_free(vm);
+}
+
+/* A device or loader writing guest RAM drops decoded code of the page. */
+static void test_invalidate_code(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, smc_prog, smc_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    /* Rewrite "movl $1, %eax" behind the core's back, then tell it. */
+    load(vm, LOAD64, smc_prog, smc_prog_end);
+    memset(vm->ram + LOAD64 + 5, 0x90, 8);     /* the patching store becomes NOPs */
+    soft_cpu_invalidate_code(cpu, LOAD64, 64);
+    st = get_state(cpu);
+    st.rip = LOAD64;
+    st.regs[X86_RBX] = 0;
+    st.mp_state = X86_MP_RUNNABLE;
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_RBX], ==, 3);   /* adds 1 three times now */
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
 static void test_dirty_tracking(void)
 {
     TestVM *vm = vm_new();
@@ -565,6 +685,154 @@ static void test_dirty_tracking(void)
     g_assert_cmpuint(dirty_count(vm, 0x50000), ==, 2);
     g_assert_cmpuint(dirty_count(vm, 0x51000), ==, 2);
     g_assert_cmpuint(dirty_count(vm, 0x52000), ==, 2);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/* Setting D in a 4 MiB PDE whose A is already set reports the PD page. */
+static void test_dirty_pse_pde(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+    unsigned before;
+
+    put32(vm, 0x1000, 0x83 | 4 | 0x20);            /* 4 MiB identity, A set */
+    put32(vm, 0x1008, 0x83 | 4 | 0x20);            /* 8 MiB -> 0: A set, D clear */
+    load(vm, 0x8000, pse_dirty_prog, pse_dirty_prog_end);
+    state_flat32(&st, 0x8000);
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+
+    soft_cpu_flush_dirty_tracking(cpu);
+    before = dirty_count(vm, 0x1000);
+    st = get_state(cpu);
+    st.mp_state = X86_MP_RUNNABLE;
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    g_assert_cmphex(vm->ram[0x104], ==, 0x44);
+    g_assert_cmphex(vm->ram[0x1008] & 0x60, ==, 0x60);
+    g_assert_cmpuint(dirty_count(vm, 0x1000), ==, before + 1);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/* A faulting split LOCKed access must not leave the global lock held. */
+static void test_split_lock_fault(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, splitlock_prog, splitlock_prog_end);
+    X86CPUState st;
+    uint32_t v;
+
+    set_gate(vm, 14, GADDR(splitlock_prog, splitlock_pf, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    /* The stale entry may be used or fault; the flushed one must fault. */
+    g_assert_cmpuint(st.regs[X86_R14], >=, 1);
+    g_assert_cmphex(st.regs[X86_R12], ==, 0x1ff000);
+    g_assert_cmphex(st.regs[X86_R13], ==, 2);       /* write, not present */
+    memcpy(&v, vm->ram + 0x1feffe, 4);
+    g_assert_cmphex(v, ==, 0x02020202);
+    /* Later split LOCKed accesses (XCHG, CMPXCHG) still complete. */
+    g_assert_cmphex(st.regs[X86_R8], ==, 0);
+    g_assert_cmphex(st.regs[X86_R9], ==, 1);
+    memcpy(&v, vm->ram + 0x1fdffe, 4);
+    g_assert_cmphex(v, ==, 0x77777777);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/*
+ * Real mode at 0x7c00: WRMSR TSC = 1 << 40, then HLT. The IVT sends NMI and
+ * vector 0x30 to a HLT at 0x9000, to catch a delivery that should not be.
+ */
+static void reset_setup(TestVM *vm)
+{
+    static const uint8_t prog[] = {
+        0x66, 0xb9, 0x10, 0x00, 0x00, 0x00,         /* mov $0x10, %ecx */
+        0x66, 0x31, 0xc0,                           /* xor %eax, %eax */
+        0x66, 0xba, 0x00, 0x01, 0x00, 0x00,         /* mov $0x100, %edx */
+        0x0f, 0x30,                                 /* wrmsr */
+        0xf4,                                       /* hlt */
+    };
+
+    memcpy(vm->ram + 0x7c00, prog, sizeof(prog));
+    vm->ram[0x8000] = 0xf4;
+    vm->ram[0x9000] = 0xf4;
+    put32(vm, 2 * 4, 0x09000000);
+    put32(vm, 0x30 * 4, 0x09000000);
+}
+
+static void test_reset(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    reset_setup(vm);
+    state_real(&st, 0x7c00);
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 100), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpuint(st.tsc, >=, 1ULL << 40);
+
+    /* Everything a reboot must forget: an injected IRQ and posted signals. */
+    st.interrupt_injected = 1;
+    st.interrupt_vector = 0x30;
+    soft_cpu_set_state(cpu, &st);
+    soft_cpu_init_signal(cpu);
+    soft_cpu_sipi(cpu, 0x20);
+    soft_cpu_nmi(cpu);
+    soft_cpu_kick(cpu);
+    soft_cpu_flush_dirty_tracking(cpu);
+
+    soft_cpu_reset(cpu);
+    state_real(&st, 0x8000);
+    st.rflags = 0x202;                              /* IF: a stale IRQ would be taken */
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 100), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_HALTED);
+    g_assert_cmphex(st.segs[X86_SEG_CS].selector, ==, 0);
+    g_assert_cmphex(st.rip, ==, 0x8001);
+    g_assert_cmpuint(st.tsc, <, 1ULL << 40);
+    g_assert_cmpint(st.nmi_pending, ==, 0);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/* Reading the state posts nothing back: requests wait for the vCPU. */
+static void test_get_state_pure(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    reset_setup(vm);
+    state_real(&st, 0x8000);
+    soft_cpu_set_state(cpu, &st);
+    soft_cpu_init_signal(cpu);
+    soft_cpu_nmi(cpu);
+    st = get_state(cpu);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_RUNNABLE);
+    g_assert_cmphex(st.rip, ==, 0x8000);
+    g_assert_cmpint(st.nmi_pending, ==, 1);         /* shown, still posted */
+    st = get_state(cpu);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_RUNNABLE);
+    /* An injected interrupt not yet delivered survives a round trip. */
+    st.interrupt_injected = 1;
+    st.interrupt_vector = 0x30;
+    soft_cpu_set_state(cpu, &st);
+    st = get_state(cpu);
+    g_assert_cmpint(st.interrupt_injected, ==, 1);
+    g_assert_cmpint(st.interrupt_vector, ==, 0x30);
+
+    /* The vCPU's own run applies them: INIT first, which drops the NMI. */
+    g_assert_cmpint(soft_cpu_run(cpu, 100), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpint(st.mp_state, ==, X86_MP_WAIT_FOR_SIPI);
+    g_assert_cmphex(st.rip, ==, 0xfff0);
     soft_cpu_free(cpu);
     vm_free(vm);
 }
@@ -623,6 +891,60 @@ static void test_unimplemented_ud(void)
     vm_free(vm);
 }
 
+static void test_xsave(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, xsave_prog, xsave_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R8], ==, 3);
+    g_assert_cmphex(st.regs[X86_R9], ==, 0x1234);
+    g_assert_cmphex(st.regs[X86_R10], ==, 3);
+    g_assert_cmphex(st.xcr0, ==, 3);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+static void test_single_step(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, tf_prog, tf_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 1, GADDR(tf_prog, tf_handler, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    /* After: nop, nop, pushfq, andq, popfq (TF was set when each began). */
+    g_assert_cmphex(st.regs[X86_R15], ==, 5);
+    g_assert_true(st.dr6 & 0x4000);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/* A #UD handler that is itself a #UD: deliveries count against the budget. */
+static void test_fault_loop_budget(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    put32(vm, 6 * 4, 0x10000010);               /* IVT[6] = 1000:0010 */
+    vm->ram[0x10010] = 0x0f;
+    vm->ram[0x10011] = 0x0b;
+    vm->ram[0x7c00] = 0x0f;
+    vm->ram[0x7c01] = 0x0b;
+    state_real(&st, 0x7c00);
+    st.regs[X86_RSP] = 0x7000;
+    soft_cpu_set_state(cpu, &st);
+    g_assert_cmpint(soft_cpu_run(cpu, 1000), ==, SOFT_EXIT_LIMIT);
+    soft_cpu_kick(cpu);
+    g_assert_cmpint(soft_cpu_run(cpu, 0), ==, SOFT_EXIT_KICKED);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
 static void test_insn_limit(void)
 {
     TestVM *vm = vm_new();
@@ -661,15 +983,26 @@ int main(int argc, char **argv)
     g_test_add_func("/soft-cpu/long-mode-entry", test_long_mode_entry);
     g_test_add_func("/soft-cpu/paging32", test_paging32);
     g_test_add_func("/soft-cpu/page-fault", test_page_fault);
+    g_test_add_func("/soft-cpu/protection-faults", test_protection_faults);
+    g_test_add_func("/soft-cpu/global-pages", test_global_pages);
     g_test_add_func("/soft-cpu/ring3", test_ring3);
     g_test_add_func("/soft-cpu/divide-error", test_divide_error);
     g_test_add_func("/soft-cpu/rep-movsb-fault", test_rep_movsb_fault);
     g_test_add_func("/soft-cpu/self-modifying", test_self_modifying);
     g_test_add_func("/soft-cpu/lock-add-smp", test_lock_add_smp);
+    g_test_add_func("/soft-cpu/cross-modifying", test_cross_modifying);
+    g_test_add_func("/soft-cpu/invalidate-code", test_invalidate_code);
     g_test_add_func("/soft-cpu/dirty-tracking", test_dirty_tracking);
+    g_test_add_func("/soft-cpu/dirty-pse-pde", test_dirty_pse_pde);
+    g_test_add_func("/soft-cpu/split-lock-fault", test_split_lock_fault);
+    g_test_add_func("/soft-cpu/reset", test_reset);
+    g_test_add_func("/soft-cpu/get-state-pure", test_get_state_pure);
     g_test_add_func("/soft-cpu/hlt-interrupt", test_hlt_interrupt);
     g_test_add_func("/soft-cpu/triple-fault", test_triple_fault);
     g_test_add_func("/soft-cpu/unimplemented-ud", test_unimplemented_ud);
+    g_test_add_func("/soft-cpu/xsave", test_xsave);
+    g_test_add_func("/soft-cpu/single-step", test_single_step);
+    g_test_add_func("/soft-cpu/fault-loop-budget", test_fault_loop_budget);
     g_test_add_func("/soft-cpu/insn-limit", test_insn_limit);
     g_test_add_func("/soft-cpu/sipi", test_sipi);
     return g_test_run();
