@@ -8,5 +8,6 @@ set -eu
 fuzzer=$1 workdir=$2 seeds=$3
 shift 3
 mkdir -p "$workdir/corpus"
-exec "$fuzzer" -artifact_prefix="$workdir/" -print_final_stats=1 "$@" \
+exec "$fuzzer" -artifact_prefix="$workdir/" -print_final_stats=1 \
+    -error_exitcode=1 -timeout_exitcode=1 "$@" \
     "$workdir/corpus" "$seeds"
