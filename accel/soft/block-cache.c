@@ -11,6 +11,22 @@
 
 #define BLOCK_KEY_NONE  (~0ULL)
 
+/*
+ * A remembered successor: fetching at linear address @lin (privilege
+ * @midx) found the block @to for @gpa while the fetch TLB was at
+ * generation @fetch_gen. The link proves nothing by itself: it is used
+ * only while the generation is unchanged (so the fetch TLB still maps
+ * @lin to @gpa) and @to still holds @gpa, in the current mode, with its
+ * page's code word unchanged, which is what the full lookup checks.
+ */
+typedef struct BlockLink {
+    uint64_t lin;
+    uint64_t gpa;
+    SoftBlock *to;
+    uint64_t fetch_gen;
+    uint8_t midx;
+} BlockLink;
+
 struct SoftBlock {
     uint64_t gpa;           /* physical address of the first instruction */
     uint32_t gen;           /* code word of the page when decoded */
@@ -18,8 +34,21 @@ struct SoftBlock {
     uint8_t n;
     uint16_t bytes;
     uint32_t *word;         /* the page's code word */
+    BlockLink link[2];      /* fall-through and branch target, typically */
+    uint8_t link_next;      /* the slot a new successor replaces */
     Insn insns[SOFT_BLOCK_INSNS];
 };
+
+/* What unused links point to: it holds no address, so none validates. */
+static SoftBlock no_block = { .gpa = BLOCK_KEY_NONE };
+
+static void block_unlink(SoftBlock *b)
+{
+    for (unsigned j = 0; j < 2; j++) {
+        b->link[j].to = &no_block;
+        b->link[j].gpa = 0;
+    }
+}
 
 SoftBlock *soft_blocks_new(void)
 {
@@ -27,6 +56,7 @@ SoftBlock *soft_blocks_new(void)
 
     for (unsigned i = 0; b && i < SOFT_BLOCKS; i++) {
         b[i].gpa = BLOCK_KEY_NONE;
+        block_unlink(&b[i]);
     }
     return b;
 }
@@ -41,6 +71,7 @@ void soft_blocks_flush(SoftBlock *b)
 {
     for (unsigned i = 0; i < SOFT_BLOCKS; i++) {
         b[i].gpa = BLOCK_KEY_NONE;
+        block_unlink(&b[i]);
     }
 }
 
@@ -153,75 +184,160 @@ void soft_run_one(SoftCPU *cpu)
     cpu->insn_count++;
 }
 
+/*
+ * Whether the next block may start here without going back to
+ * soft_cpu_run(): exactly the case in which the run loop would do nothing
+ * but call us again (no shadow to consume, no request, NMI, injected
+ * interrupt or halt, budget left, no single-step). One relaxed load of the
+ * request word per block, as in the run loop.
+ */
+static inline bool block_chain_ok(const SoftCPU *cpu)
+{
+    if (unlikely(cpu->shadow | cpu->pending_nmi | cpu->has_pending_irq | cpu->exc_pending)) {
+        return false;
+    }
+    if (unlikely(__atomic_load_n(&cpu->req, __ATOMIC_RELAXED))) {
+        return false;
+    }
+    if (unlikely(cpu->mp_state != X86_MP_RUNNABLE)) {
+        return false;
+    }
+    if (unlikely(cpu->insn_count >= cpu->insn_limit)) {
+        return false;
+    }
+    return !(cpu->rflags & X86_RFLAGS_TF);
+}
+
+/*
+ * Run decoded blocks one after another for as long as block_chain_ok()
+ * allows, so that a short guest loop does not pay a return to the run
+ * loop (and its checks) on every iteration. Every block is still looked
+ * up through the fetch TLB and checked against its page's code word, so
+ * flushes, mode changes and code writes take effect at the next block.
+ */
 void soft_run_block(SoftCPU *cpu)
 {
     const X86Segment *cs = &cpu->segs[X86_SEG_CS];
-    uint64_t lin = cs->base + cpu->rip;
-    unsigned ti;
-    TLBEntry *e;
-    uint64_t gpa;
-    uint32_t *word;
-    SoftBlock *b;
-    uint32_t epoch;
+    SoftBlock *prev = NULL;
+    /*
+     * Unbounded runs (the machine's) cannot reach the limit: skip its test
+     * per instruction. The limit moves only in soft_cpu_run().
+     */
+    const bool limited = cpu->insn_limit != UINT64_MAX;
 
-    if (!cpu->long64) {
-        lin &= 0xffffffff;
-    }
-    ti = (lin >> 12) & (TLB_SIZE - 1);
-    e = &cpu->tlb[cpu->midx][ACC_FETCH][ti];
-    if (likely(e->tag == (lin & PAGE_MASK))) {
-        gpa = cpu->tlbinfo[cpu->midx][ACC_FETCH][ti].gpa | (lin & 0xfff);
-    } else {
-        uint8_t *host;
-        gpa = soft_translate(cpu, lin, ACC_FETCH, cpu->midx, &host);
-        if (!host) {
-            soft_run_one(cpu);
-            return;
-        }
-    }
+    for (;;) {
+        uint64_t lin = cs->base + cpu->rip;
+        uint64_t ipmask;
+        unsigned ti, n;
+        TLBEntry *e;
+        uint64_t gpa;
+        uint32_t *word;
+        SoftBlock *b;
+        const Insn *in;
+        uint64_t fetch_gen;
+        uint32_t epoch;
 
-    b = &cpu->blocks[block_index(gpa)];
-    if (b->gpa != gpa || b->mode != cur_mode(cpu) ||
-        __atomic_load_n(b->word, __ATOMIC_ACQUIRE) != b->gen) {
-        word = soft_code_word(gpa, true);
-        if (!word) {
-            soft_run_one(cpu);
-            return;
-        }
-        block_build(cpu, b, gpa, word);
-        if (b->gpa != gpa) {
-            soft_run_one(cpu);
-            return;
-        }
-    }
-    if (!cpu->long64 && cpu->rip + b->bytes - 1 > cs->limit) {
-        soft_run_one(cpu);          /* let the decoder raise the #GP */
-        return;
-    }
-
-    /* Pages that became code since we last looked lose their write entries. */
-    epoch = __atomic_load_n(&soft_code_epoch, __ATOMIC_ACQUIRE);
-    if (unlikely(epoch != cpu->code_epoch)) {
-        cpu->code_epoch = epoch;
-        soft_tlb_drop_write_entries(cpu);
-    }
-
-    for (unsigned i = 0; i < b->n; i++) {
-        const Insn *in = &b->insns[i];
-
-        cpu->next_rip = cpu->rip + in->len;
         if (!cpu->long64) {
-            cpu->next_rip &= cpu->code32 ? 0xffffffffULL : 0xffffULL;
+            lin &= 0xffffffff;
         }
-        in->fn(cpu, in);
-        cpu->rip = cpu->next_rip;
-        cpu->insn_count++;
-        if (unlikely(cpu->exit_block)) {
-            cpu->exit_block = 0;
-            break;
+        if (prev) {
+            BlockLink *l = &prev->link[prev->link[0].lin != lin];
+
+            if (l->lin == lin && l->fetch_gen == cpu->fetch_gen && l->midx == cpu->midx) {
+                b = l->to;
+                if (likely(b->gpa == l->gpa && b->mode == cur_mode(cpu) &&
+                           __atomic_load_n(b->word, __ATOMIC_ACQUIRE) == b->gen)) {
+                    goto found;
+                }
+            }
         }
-        if (unlikely(cpu->insn_count >= cpu->insn_limit)) {
-            break;
+        ti = (lin >> 12) & (TLB_SIZE - 1);
+        e = &cpu->tlb[cpu->midx][ACC_FETCH][ti];
+        if (likely(e->tag == (lin & PAGE_MASK))) {
+            gpa = cpu->tlbinfo[cpu->midx][ACC_FETCH][ti].gpa | (lin & 0xfff);
+            fetch_gen = cpu->fetch_gen;
+        } else {
+            uint8_t *host;
+            gpa = soft_translate(cpu, lin, ACC_FETCH, cpu->midx, &host);
+            if (!host) {
+                soft_run_one(cpu);
+                return;
+            }
+            /* Link only translations read back from the TLB, next time. */
+            prev = NULL;
+            fetch_gen = 0;
         }
+
+        b = &cpu->blocks[block_index(gpa)];
+        if (b->gpa != gpa || b->mode != cur_mode(cpu) ||
+            __atomic_load_n(b->word, __ATOMIC_ACQUIRE) != b->gen) {
+            word = soft_code_word(gpa, true);
+            if (!word) {
+                soft_run_one(cpu);
+                return;
+            }
+            block_build(cpu, b, gpa, word);
+            if (b->gpa != gpa) {
+                soft_run_one(cpu);
+                return;
+            }
+        }
+        if (prev) {
+            unsigned j = prev->link[0].lin == lin ? 0 :
+                         prev->link[1].lin == lin ? 1 : prev->link_next;
+            BlockLink *l = &prev->link[j];
+
+            prev->link_next = !j;
+            l->lin = lin;
+            l->gpa = gpa;
+            l->to = b;
+            l->fetch_gen = fetch_gen;
+            l->midx = cpu->midx;
+        }
+found:
+        if (!cpu->long64) {
+            if (cpu->rip + b->bytes - 1 > cs->limit) {
+                soft_run_one(cpu);      /* let the decoder raise the #GP */
+                return;
+            }
+            ipmask = cpu->code32 ? 0xffffffffULL : 0xffffULL;
+        } else {
+            ipmask = ~0ULL;
+        }
+
+        /* Pages that became code since we last looked lose their write entries. */
+        epoch = __atomic_load_n(&soft_code_epoch, __ATOMIC_ACQUIRE);
+        if (unlikely(epoch != cpu->code_epoch)) {
+            cpu->code_epoch = epoch;
+            soft_tlb_drop_write_entries(cpu);
+        }
+
+        /*
+         * The mode (and so ipmask) cannot change inside a block without
+         * exit_block: soft_cpu_update_mode() sets it.
+         */
+        in = b->insns;
+        n = b->n;
+        for (;;) {
+            cpu->next_rip = (cpu->rip + in->len) & ipmask;
+            in->fn(cpu, in);
+            cpu->rip = cpu->next_rip;
+            cpu->insn_count++;
+            if (unlikely(cpu->exit_block)) {
+                cpu->exit_block = 0;
+                return;
+            }
+            if (unlikely(limited) && cpu->insn_count >= cpu->insn_limit) {
+                return;
+            }
+            if (--n == 0) {
+                break;
+            }
+            in++;
+        }
+        if (!block_chain_ok(cpu)) {
+            return;
+        }
+        prev = b;
     }
 }

@@ -47,6 +47,7 @@ void soft_tlb_flush_all(SoftCPU *cpu)
         }
     }
     cpu->tlb_has_large = false;
+    cpu->fetch_gen++;
 }
 
 void soft_tlb_flush_nonglobal(SoftCPU *cpu)
@@ -60,6 +61,7 @@ void soft_tlb_flush_nonglobal(SoftCPU *cpu)
             }
         }
     }
+    cpu->fetch_gen++;
 }
 
 void soft_tlb_flush_page(SoftCPU *cpu, uint64_t lin)
@@ -76,6 +78,7 @@ void soft_tlb_flush_page(SoftCPU *cpu, uint64_t lin)
             cpu->tlb[m][a][i].tag = TLB_INVALID;
         }
     }
+    cpu->fetch_gen++;
 }
 
 void soft_tlb_drop_write_entries(SoftCPU *cpu)
@@ -316,6 +319,9 @@ static uint64_t translate(SoftCPU *cpu, uint64_t lin, int acc, int midx, uint8_t
             *host = page + (gpa & 0xfff);
             return gpa;
         }
+    }
+    if (acc == ACC_FETCH) {
+        cpu->fetch_gen++;       /* the slot may have held another mapping */
     }
     e->tag = lin & PAGE_MASK;
     e->addend = (uintptr_t)page - (lin & PAGE_MASK);

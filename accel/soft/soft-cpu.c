@@ -396,8 +396,14 @@ SoftCPUExit soft_cpu_run(SoftCPU *cpu, uint64_t max_insns)
             }
             soft_deliver_pending_exception(cpu);
         }
+        /*
+         * Store only when set: an unconditional byte store here stalls the
+         * wider load the compiler makes of the neighbouring fields below.
+         */
         inhibit = cpu->shadow;
-        cpu->shadow = 0;
+        if (unlikely(inhibit)) {
+            cpu->shadow = 0;
+        }
         if (unlikely(__atomic_load_n(&cpu->req, __ATOMIC_RELAXED) ||
                      cpu->pending_nmi || cpu->has_pending_irq ||
                      cpu->mp_state != X86_MP_RUNNABLE)) {

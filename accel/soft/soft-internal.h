@@ -189,6 +189,12 @@ struct SoftCPU {
     TLBInfo tlbinfo[2][ACC_NR][TLB_SIZE];
     bool tlb_has_large;     /* some entry came from a 2M/4M/1G page */
     /*
+     * Moves whenever a fetch TLB entry may have changed (any flush, any
+     * fetch fill): a block chain link made under another value may name a
+     * translation the TLB no longer holds.
+     */
+    uint64_t fetch_gen;     /* 64 bits: never wraps onto a stale link */
+    /*
      * Pages passed to mark_dirty() this round, direct-mapped: a page whose
      * slot was taken over is reported again, which the bitmap absorbs.
      */
