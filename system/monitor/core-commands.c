@@ -95,7 +95,13 @@ static JsonNode *qmp_query_cpus_fast(JsonObject *args, GError **errp)
 
 static JsonNode *qmp_stop(JsonObject *args, GError **errp)
 {
-    vm_stop(RUN_STATE_PAUSED);
+    /*
+     * As in QEMU, stopping a VM that does not run changes nothing: a
+     * migration's finish-migrate or postmigrate must not become paused.
+     */
+    if (runstate_is_running()) {
+        vm_stop(RUN_STATE_PAUSED);
+    }
     return NULL;
 }
 
