@@ -57,9 +57,19 @@ bool vm_start(GError **errp)
 void vm_stop(RunState state)
 {
     if (current_state == RUN_STATE_RUNNING) {
+        /* Releases the BQL while it waits: another vm_stop() may finish first. */
         cpus_pause_all();
-        current_state = state;
-        qmp_event_emit("STOP", NULL);
+        if (current_state == RUN_STATE_RUNNING) {
+            current_state = state;
+            qmp_event_emit("STOP", NULL);
+        } else if (state != RUN_STATE_PAUSED) {
+            /*
+             * Ferry's own transitions (finish-migrate, an error) win over a
+             * user's pause that got in meanwhile; a user's pause never
+             * overwrites them (a finished migration stays postmigrate).
+             */
+            current_state = state;
+        }
     } else {
         current_state = state;
     }
