@@ -128,6 +128,11 @@ static void test_accel_fallback(void)
     FerryVM *vm = ferry_vm_start("-accel xen -accel %s -accel qtest -m 128 "
                                  "-drive file=%s,format=raw", ferry_test_accel(), img);
     ferry_serial_wait_count(vm, "B", 2, 30000);
+    /* A named list says why it passed one over. */
+    g_autofree char *log = ferry_vm_log(vm);
+    g_autofree char *want = g_strdup_printf("accelerator 'xen' is not supported by Ferry; "
+                                            "using %s", ferry_test_accel());
+    g_assert_nonnull(strstr(log, want));
     g_assert_cmpint(ferry_vm_quit(vm), ==, 0);
 }
 

@@ -212,6 +212,20 @@ static void test_auto_converge(void)
 
 static char *hmp(FerryVM *vm, const char *cmd);
 
+/* What a parked source looked like: its registers and its serial passes. */
+typedef struct GuestWatch {
+    FerryVM *vm;
+    char *regs;
+    unsigned passes;
+} GuestWatch;
+
+static bool guest_moved(void *opaque)
+{
+    GuestWatch *g = opaque;
+    g_autofree char *regs = hmp(g->vm, "info registers -a");
+    return strcmp(regs, g->regs) != 0 || ferry_serial_count(g->vm, "B") != g->passes;
+}
+
 static bool throttle_reached_99(void *opaque)
 {
     ThrottleWatch *w = opaque;
@@ -253,16 +267,13 @@ static void test_stop_during_migration(void)
     g_assert_cmpstr(ferry_json_get_str(st, "status"), ==, "postmigrate");
 
     /*
-     * Parked vCPUs neither print nor change a register. A running boot
-     * sector changes its registers in microseconds; 300 ms is a window to
-     * look through, not a wait for an event.
+     * Parked vCPUs neither print nor change a register; a running boot
+     * sector changes its registers in microseconds. Poll for either for
+     * 300 ms: the wait fails the test as soon as the guest moves.
      */
-    g_autofree char *regs1 = hmp(src, "info registers -a");
-    unsigned passes = ferry_serial_count(src, "B");
-    g_usleep(300 * 1000);
-    g_autofree char *regs2 = hmp(src, "info registers -a");
-    g_assert_cmpstr(regs2, ==, regs1);
-    g_assert_cmpuint(ferry_serial_count(src, "B"), ==, passes);
+    GuestWatch g = { src, hmp(src, "info registers -a"), ferry_serial_count(src, "B") };
+    g_assert_false(ferry_wait_until(guest_moved, &g, 300));
+    g_free(g.regs);
     g_assert_cmpint(ferry_vm_quit(src), ==, 0);
 }
 
