@@ -2,7 +2,7 @@
  * The qtest accelerator: the machine without a CPU. Guest RAM and devices
  * exist and the qtest protocol (system/qtest.c) reads and writes them;
  * the vCPUs hold their power-on state and never run, so no /dev/kvm and
- * no software CPU are needed. Interrupt lines are recorded, not delivered.
+ * no software CPU are needed. Interrupt lines go nowhere.
  */
 #include <string.h>
 #include <gio/gio.h>
@@ -14,10 +14,6 @@
 struct AccelCPUState {
     X86CPUState state;
 };
-
-/* Levels of the interrupt lines, for tests that look at them. */
-#define QTEST_ACCEL_GSIS 24
-static int qtest_irq_level[QTEST_ACCEL_GSIS];
 
 static bool qtest_accel_available(char **why)
 {
@@ -93,7 +89,6 @@ static bool qtest_accel_irqchip_init(GError **errp)
 
 static void qtest_accel_irqchip_reset(void)
 {
-    memset(qtest_irq_level, 0, sizeof(qtest_irq_level));
 }
 
 static void qtest_accel_register_vmstate(void)
@@ -105,9 +100,7 @@ static void qtest_accel_register_vmstate(void)
 
 static void qtest_accel_set_irq(int gsi, int level)
 {
-    if (gsi >= 0 && gsi < QTEST_ACCEL_GSIS) {
-        qtest_irq_level[gsi] = level;
-    }
+    /* No CPU takes interrupts. */
 }
 
 static void qtest_accel_cpu_signature(uint32_t *eax, uint32_t *edx)
