@@ -36,6 +36,10 @@ struct SoftBlock {
     uint32_t *word;         /* the page's code word */
     BlockLink link[2];      /* fall-through and branch target, typically */
     uint8_t link_next;      /* the slot a new successor replaces */
+    uint8_t jit_midx;       /* the privilege jit was compiled for */
+    uint16_t hits;          /* runs since decoding, up to the compile threshold */
+    uint32_t jit_epoch;
+    void (*jit)(SoftCPU *cpu);  /* compiled code (jit-x86.c), NULL if none */
     Insn insns[SOFT_BLOCK_INSNS];
 };
 
@@ -71,8 +75,35 @@ void soft_blocks_flush(SoftBlock *b)
 {
     for (unsigned i = 0; i < SOFT_BLOCKS; i++) {
         b[i].gpa = BLOCK_KEY_NONE;
+        b[i].jit = NULL;
         block_unlink(&b[i]);
     }
+}
+
+/*
+ * Compiled code for @b if it may run now: 64-bit code, compiled for this
+ * privilege in the current region, no alignment checks, and the budget
+ * not ending inside the block. Compiles a block that has run often enough.
+ */
+static inline void (*block_jit(SoftCPU *cpu, SoftBlock *b))(SoftCPU *)
+{
+    if (!cpu->jit || !(b->mode & 1) || cpu->ac_check ||
+        cpu->insn_count + b->n > cpu->insn_limit) {
+        return NULL;
+    }
+    if (likely(b->jit && b->jit_epoch == soft_jit_epoch(cpu->jit) &&
+               b->jit_midx == cpu->midx)) {
+        return b->jit;
+    }
+    b->jit = NULL;
+    if (++b->hits < soft_jit_threshold(cpu->jit)) {
+        return NULL;
+    }
+    b->hits = 0;
+    b->jit = (void (*)(SoftCPU *))soft_jit_compile(cpu, b->insns, b->n, b->word, b->gen);
+    b->jit_epoch = soft_jit_epoch(cpu->jit);
+    b->jit_midx = cpu->midx;
+    return b->jit;
 }
 
 /* Instructions after which decoding stops: control flow and system state. */
@@ -135,6 +166,8 @@ static void block_build(SoftCPU *cpu, SoftBlock *b, uint64_t gpa, uint32_t *word
     unsigned n = 0, bytes = 0;
 
     b->gpa = BLOCK_KEY_NONE;
+    b->jit = NULL;
+    b->hits = 0;
     /* Flag the page before reading its bytes: a racing write then bumps it. */
     b->gen = soft_code_mark(word);
     b->word = word;
@@ -236,6 +269,7 @@ void soft_run_block(SoftCPU *cpu)
         const Insn *in;
         uint64_t fetch_gen;
         uint32_t epoch;
+        void (*jit)(SoftCPU *cpu);
 
         if (!cpu->long64) {
             lin &= 0xffffffff;
@@ -316,6 +350,18 @@ found:
          * The mode (and so ipmask) cannot change inside a block without
          * exit_block: soft_cpu_update_mode() sets it.
          */
+        jit = block_jit(cpu, b);
+        if (jit) {
+            jit(cpu);
+            if (unlikely(cpu->exit_block)) {
+                cpu->exit_block = 0;
+                return;
+            }
+            if (unlikely(limited) && cpu->insn_count >= cpu->insn_limit) {
+                return;
+            }
+            goto next_block;
+        }
         in = b->insns;
         n = b->n;
         for (;;) {
@@ -335,6 +381,7 @@ found:
             }
             in++;
         }
+next_block:
         if (!block_chain_ok(cpu)) {
             return;
         }

@@ -97,6 +97,7 @@ SoftCPU *soft_cpu_new(const SoftCPUHooks *hooks, void *opaque, int cpuid_index, 
     if (!cpu->blocks) {
         g_error("soft-cpu: out of memory for the decoded-block cache");
     }
+    cpu->jit = soft_jit_new();
     cpu->apic_base = X86_APIC_BASE_DEFAULT | X86_APIC_BASE_ENABLE |
                      (cpuid_index == 0 ? X86_APIC_BASE_BSP : 0);
     cpu_reset_regs(cpu, false);
@@ -110,6 +111,7 @@ void soft_cpu_free(SoftCPU *cpu)
         return;
     }
     soft_blocks_free(cpu->blocks);
+    soft_jit_free(cpu->jit);
     free(cpu);
 }
 

@@ -102,6 +102,7 @@ struct Insn {
 #define SOFT_CODE_FLAG      1u
 typedef struct SoftBlock SoftBlock;
 extern uint32_t soft_code_epoch;
+typedef struct SoftJit SoftJit;
 
 /* x87 state beside the SSE registers; 80-bit values as host long double. */
 typedef struct FPUState {
@@ -181,6 +182,7 @@ struct SoftCPU {
     uint8_t sipi_vector;
 
     SoftBlock *blocks;
+    SoftJit *jit;           /* NULL: interpret only (FERRY_SOFT_JIT=off) */
     uint32_t code_epoch;    /* soft_code_epoch when write entries were last dropped */
     uint8_t exit_block;     /* stop the current block after this instruction */
     bool entered_handler;   /* an interrupt or exception was delivered */
@@ -416,6 +418,15 @@ void soft_blocks_free(SoftBlock *b);
 void soft_blocks_flush(SoftBlock *b);
 void soft_run_block(SoftCPU *cpu);
 void soft_run_one(SoftCPU *cpu);
+
+/* jit-x86.c */
+SoftJit *soft_jit_new(void);
+void soft_jit_free(SoftJit *j);
+unsigned soft_jit_threshold(const SoftJit *j);
+uint32_t soft_jit_epoch(const SoftJit *j);
+/* Host code running @n decoded instructions; NULL if it does not fit. */
+void *soft_jit_compile(SoftCPU *cpu, const Insn *insns, unsigned n, const uint32_t *word,
+                       uint32_t gen);
 
 /* code-map.c */
 uint32_t *soft_code_word(uint64_t gpa, bool create);

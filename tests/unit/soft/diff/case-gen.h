@@ -87,5 +87,6 @@ void cases_x87(CaseGen *g);
 void cases_faults(CaseGen *g);
 void cases_cx16(CaseGen *g);
 void cases_chain(CaseGen *g);
+void cases_jit(CaseGen *g);
 
 #endif

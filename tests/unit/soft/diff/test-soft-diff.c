@@ -44,7 +44,7 @@
  */
 static const char *const diff_core_claims[] = {
     "alu", "lock", "shift", "muldiv", "mov", "bit", "cond", "stack", "misc", "string",
-    "chain", "sse-mov", "sse-int", "sse-fp", "sse-cvt", "x87", "cmpxchg16b", "faults",
+    "chain", "jit", "sse-mov", "sse-int", "sse-fp", "sse-cvt", "x87", "cmpxchg16b", "faults",
     NULL,
 };
 
@@ -66,6 +66,7 @@ static const DiffGroup diff_groups[] = {
     { "misc", cases_misc, "lahf_lm" },
     { "string", cases_string, NULL },
     { "chain", cases_chain, NULL },
+    { "jit", cases_jit, NULL },
     { "sse-mov", cases_sse_mov, "sse2" },
     { "sse-int", cases_sse_int, "sse2" },
     { "sse-fp", cases_sse_fp, "sse2" },
