@@ -311,13 +311,16 @@ static __u64 *kvm_regs_slot(struct kvm_regs *r, int i)
     return map[i];
 }
 
-/* The MSRs the neutral state names, in its field order. */
-#define KVM_NEUTRAL_MSRS 15
+/*
+ * The MSRs the neutral state names, in its field order (the MTRRs apart,
+ * below). TSC_ADJUST last: KVM stops at the first MSR it refuses.
+ */
+#define KVM_NEUTRAL_MSRS 16
 static const uint32_t kvm_neutral_msr_index[KVM_NEUTRAL_MSRS] = {
     X86_MSR_TSC, X86_MSR_TSC_AUX, X86_MSR_TSC_DEADLINE, X86_MSR_STAR, X86_MSR_LSTAR,
     X86_MSR_CSTAR, X86_MSR_SFMASK, X86_MSR_KERNEL_GS_BASE, X86_MSR_SYSENTER_CS,
     X86_MSR_SYSENTER_ESP, X86_MSR_SYSENTER_EIP, X86_MSR_PAT, X86_MSR_MISC_ENABLE,
-    X86_MSR_MTRR_DEF_TYPE, X86_MSR_APIC_BASE,
+    X86_MSR_MTRR_DEF_TYPE, X86_MSR_APIC_BASE, X86_MSR_TSC_ADJUST,
 };
 
 static uint64_t *kvm_neutral_msr_field(X86CPUState *st, int i)
@@ -326,6 +329,7 @@ static uint64_t *kvm_neutral_msr_field(X86CPUState *st, int i)
         &st->tsc, &st->tsc_aux, &st->tsc_deadline, &st->star, &st->lstar, &st->cstar,
         &st->sfmask, &st->kernel_gs_base, &st->sysenter_cs, &st->sysenter_esp,
         &st->sysenter_eip, &st->pat, &st->misc_enable, &st->mtrr_def_type, &st->apic_base,
+        &st->tsc_adjust,
     };
     return map[i];
 }
@@ -340,6 +344,116 @@ static bool kvm_fail(GError **errp, CPUState *cpu, const char *what)
     g_set_error(errp, G_IO_ERROR, g_io_error_from_errno(errno), "vCPU %d: %s: %s",
                 cpu->index, what, g_strerror(errno));
     return false;
+}
+
+/*
+ * The MTRRs: MTRRdefType, the variable pairs MTRRcap.VCNT reports (KVM
+ * has 8, as many as the neutral state holds) and, if MTRRcap says so, the
+ * fixed ranges, in that order. KVM emulates them for every vCPU.
+ */
+#define KVM_MTRR_MSRS (1 + 2 * X86_MTRR_NR_VAR + X86_MTRR_NR_FIXED)
+#define KVM_MTRR_PHYSMASK_VALID (1ULL << 11)
+
+typedef struct KVMMtrrMsrs {
+    struct kvm_msrs hdr;
+    struct kvm_msr_entry e[KVM_MTRR_MSRS];
+    int vcnt;                   /* MTRRcap.VCNT */
+    int nvar;                   /* variable pairs in e[], at most X86_MTRR_NR_VAR */
+    bool fixed;                 /* fixed ranges in e[] */
+} KVMMtrrMsrs;
+
+/* Ask @cpu's MTRRcap and list the MSRs it has. */
+static bool kvm_mtrr_msrs_init(CPUState *cpu, KVMMtrrMsrs *m, GError **errp)
+{
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e;
+    } cap = { .hdr.nmsrs = 1, .e.index = X86_MSR_MTRRCAP };
+    uint32_t n = 0;
+
+    if (ioctl(cpu->accel->fd, KVM_GET_MSRS, &cap) != 1) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "vCPU %d: KVM_GET_MSRS: MTRRcap "
+                    "refused", cpu->index);
+        return false;
+    }
+    memset(m, 0, sizeof(*m));
+    m->vcnt = (int)(cap.e.data & X86_MTRRCAP_VCNT_MASK);
+    m->nvar = MIN(m->vcnt, X86_MTRR_NR_VAR);
+    m->fixed = cap.e.data & X86_MTRRCAP_FIX;
+    m->e[n++].index = X86_MSR_MTRR_DEF_TYPE;
+    for (int i = 0; i < 2 * m->nvar; i++) {
+        m->e[n++].index = X86_MSR_MTRR_PHYSBASE0 + (uint32_t)i;
+    }
+    for (int i = 0; m->fixed && i < X86_MTRR_NR_FIXED; i++) {
+        m->e[n++].index = x86_mtrr_fixed_msr(i);
+    }
+    m->hdr.nmsrs = n;
+    return true;
+}
+
+static bool kvm_vcpu_get_mtrrs(CPUState *cpu, X86CPUState *st, GError **errp)
+{
+    KVMMtrrMsrs m;
+    uint32_t n = 0;
+
+    if (!kvm_mtrr_msrs_init(cpu, &m, errp)) {
+        return false;
+    }
+    int r = ioctl(cpu->accel->fd, KVM_GET_MSRS, &m.hdr);
+    if (r != (int)m.hdr.nmsrs) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "vCPU %d: KVM_GET_MSRS read %d of "
+                    "the %u MTRRs", cpu->index, r, m.hdr.nmsrs);
+        return false;
+    }
+    st->mtrr_def_type = m.e[n++].data;
+    for (int i = 0; i < 2 * m.nvar; i++) {
+        st->mtrr_var[i] = m.e[n++].data;
+    }
+    for (int i = 0; m.fixed && i < X86_MTRR_NR_FIXED; i++) {
+        st->mtrr_fixed[i] = m.e[n++].data;
+    }
+    return true;
+}
+
+static bool kvm_vcpu_set_mtrrs(CPUState *cpu, const X86CPUState *st, GError **errp)
+{
+    KVMMtrrMsrs m;
+    uint32_t n = 0;
+
+    if (!kvm_mtrr_msrs_init(cpu, &m, errp)) {
+        return false;
+    }
+    /* What this vCPU cannot hold must be unused. */
+    for (int i = m.nvar; i < X86_MTRR_NR_VAR; i++) {
+        if (st->mtrr_var[2 * i + 1] & KVM_MTRR_PHYSMASK_VALID) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "vCPU %d: the state uses "
+                        "variable MTRR %d, this vCPU has %d", cpu->index, i, m.vcnt);
+            return false;
+        }
+    }
+    for (int i = 0; !m.fixed && i < X86_MTRR_NR_FIXED; i++) {
+        if (st->mtrr_fixed[i]) {
+            g_set_error(errp, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "vCPU %d: the state sets "
+                        "fixed-range MTRRs, this vCPU has none", cpu->index);
+            return false;
+        }
+    }
+    m.e[n++].data = st->mtrr_def_type;
+    for (int i = 0; i < 2 * m.nvar; i++) {
+        m.e[n++].data = st->mtrr_var[i];
+    }
+    for (int i = 0; m.fixed && i < X86_MTRR_NR_FIXED; i++) {
+        m.e[n++].data = st->mtrr_fixed[i];
+    }
+    int r = ioctl(cpu->accel->fd, KVM_SET_MSRS, &m.hdr);
+    if (r != (int)m.hdr.nmsrs) {
+        bool refused = r >= 0 && r < (int)m.hdr.nmsrs;
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_FAILED, "vCPU %d: KVM_SET_MSRS refused MTRR "
+                    "MSR 0x%x (value 0x%" G_GINT64_MODIFIER "x)", cpu->index,
+                    refused ? m.e[r].index : 0, refused ? (uint64_t)m.e[r].data : 0);
+        return false;
+    }
+    return true;
 }
 
 bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp)
@@ -393,6 +507,9 @@ bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp)
     int n = ioctl(fd, KVM_GET_MSRS, &msrs);
     for (int i = 0; i < n; i++) {
         *kvm_neutral_msr_field(st, i) = msrs.e[i].data;
+    }
+    if (!kvm_vcpu_get_mtrrs(cpu, st, errp)) {
+        return false;
     }
 
     if (ioctl(fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
@@ -465,6 +582,9 @@ bool kvm_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GError **errp)
         if (r < 0) {
             return kvm_fail(errp, cpu, "KVM_SET_XSAVE");
         }
+    }
+    if (!kvm_vcpu_set_mtrrs(cpu, st, errp)) {
+        return false;
     }
     struct kvm_mp_state mp = {
         .mp_state = st->mp_state == X86_MP_HALTED ? KVM_MP_STATE_HALTED

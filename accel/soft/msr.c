@@ -7,20 +7,17 @@
 #define MSR_PLATFORM_ID     0x17
 #define MSR_FEATURE_CONTROL 0x3a
 #define MSR_UCODE_REV       0x8b
-#define MSR_MTRRCAP         0xfe
 #define MSR_MCG_CAP         0x179
 #define MSR_MCG_STATUS      0x17a
 #define MSR_DEBUGCTL        0x1d9
-#define MSR_MTRR_VAR_FIRST  0x200
-#define MSR_MTRR_VAR_LAST   0x20f
-#define MSR_MTRR_FIX64K     0x250
-#define MSR_MTRR_FIX16K_0   0x258
-#define MSR_MTRR_FIX16K_1   0x259
-#define MSR_MTRR_FIX4K_0    0x268
-#define MSR_MTRR_FIX4K_7    0x26f
+#define MSR_MTRR_VAR_FIRST  X86_MSR_MTRR_PHYSBASE0
+#define MSR_MTRR_VAR_LAST   (X86_MSR_MTRR_PHYSBASE0 + 2 * X86_MTRR_NR_VAR - 1)
 
-/* 8 variable ranges, fixed ranges, write-combining. */
-#define MTRRCAP_VALUE       0x508
+/*
+ * Write-combining, fixed ranges and as many variable ranges as the
+ * neutral state carries (and the core keeps).
+ */
+#define MTRRCAP_VALUE       ((1ULL << 10) | X86_MTRRCAP_FIX | X86_MTRR_NR_VAR)
 
 static bool canonical(uint64_t v)
 {
@@ -29,14 +26,10 @@ static bool canonical(uint64_t v)
 
 static int fixed_mtrr_index(uint32_t msr)
 {
-    if (msr == MSR_MTRR_FIX64K) {
-        return 0;
-    }
-    if (msr == MSR_MTRR_FIX16K_0 || msr == MSR_MTRR_FIX16K_1) {
-        return 1 + (msr - MSR_MTRR_FIX16K_0);
-    }
-    if (msr >= MSR_MTRR_FIX4K_0 && msr <= MSR_MTRR_FIX4K_7) {
-        return 3 + (msr - MSR_MTRR_FIX4K_0);
+    for (int i = 0; i < X86_MTRR_NR_FIXED; i++) {
+        if (x86_mtrr_fixed_msr(i) == msr) {
+            return i;
+        }
     }
     return -1;
 }
@@ -83,7 +76,7 @@ bool soft_rdmsr(SoftCPU *cpu, uint32_t msr, uint64_t *v)
     case MSR_FEATURE_CONTROL:
         *v = 1;                             /* locked, nothing enabled */
         return true;
-    case MSR_MTRRCAP:
+    case X86_MSR_MTRRCAP:
         *v = MTRRCAP_VALUE;
         return true;
     case X86_MSR_MTRR_DEF_TYPE: *v = cpu->mtrr_def_type; return true;

@@ -51,7 +51,11 @@ typedef struct SoftDirtyLog {
 static struct {
     int nr_cpus;
     const char *model;
-    /* Guest TSC = host monotonic ns + offset (adjusted when state is loaded). */
+    /*
+     * The TSC the vCPUs share: host monotonic ns + offset (set from vCPU
+     * 0's state when state is loaded). A vCPU whose guest wrote its TSC
+     * adds its own offset in the core.
+     */
     int64_t tsc_offset;
     SoftDirtyLog slots[SOFT_MAX_SLOTS];
     int nr_slots;
@@ -427,7 +431,6 @@ static bool soft_accel_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **e
     apic_rdmsr(sc->apic, X86_MSR_APIC_BASE, &st->apic_base);
     apic_rdmsr(sc->apic, X86_MSR_TSC_DEADLINE, &st->tsc_deadline);
     st->cr8 = apic_get_cr8(sc->apic);
-    st->tsc = soft_guest_tsc();
     return true;
 }
 
@@ -437,11 +440,18 @@ static bool soft_accel_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GErr
 
     /*
      * The guest's TSC carries on from the value in the state (an incoming
-     * migration's, or the one just read back by the boot loader), so the
-     * guest never sees it go back. All vCPUs share one offset.
+     * migration's, or the one just read back by the boot loader). The
+     * vCPUs share one time base, set here from vCPU 0's state alone: it
+     * is restored first (sections load in vCPU order) and every vCPU's
+     * state was read after all of them stopped, so no vCPU's TSC goes back
+     * from what its guest saw. Each vCPU's own part, what the guest's TSC
+     * writes added on it, is its tsc_adjust (soft_cpu_set_state()): vCPUs
+     * that never wrote the TSC read the same value, and the others keep
+     * their exact distance from it. A state without a TSC (0) leaves the
+     * time base alone.
      */
-    if (st->tsc) {
-        __atomic_store_n(&soft.tsc_offset, (int64_t)(st->tsc - soft_host_ns()),
+    if (cpu->index == 0 && st->tsc) {
+        __atomic_store_n(&soft.tsc_offset, (int64_t)(st->tsc - st->tsc_adjust - soft_host_ns()),
                          __ATOMIC_RELAXED);
     }
     soft_cpu_set_state(sc->core, st);

@@ -154,6 +154,7 @@ void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st)
     st->dr7 = cpu->dr7;
     st->apic_base = cpu->apic_base;
     st->tsc = soft_guest_tsc(cpu);
+    st->tsc_adjust = (uint64_t)cpu->tsc_offset;
     st->tsc_aux = cpu->tsc_aux;
     st->tsc_deadline = cpu->tsc_deadline;
     st->star = cpu->star;
@@ -167,6 +168,8 @@ void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st)
     st->pat = cpu->pat;
     st->misc_enable = cpu->misc_enable;
     st->mtrr_def_type = cpu->mtrr_def_type;
+    memcpy(st->mtrr_var, cpu->mtrr_var, sizeof(st->mtrr_var));
+    memcpy(st->mtrr_fixed, cpu->mtrr_fixed, sizeof(st->mtrr_fixed));
     soft_fxsave(cpu, st->xsave);
     st->xsave_len = X86_FXSAVE_SIZE;
     if (cpu->exc_pending) {
@@ -205,7 +208,11 @@ void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st)
     cpu->dr6 = st->dr6;
     cpu->dr7 = st->dr7;
     cpu->apic_base = st->apic_base;
-    /* st->tsc is not applied: the guest's time base is the read_tsc hook. */
+    /*
+     * The time base is the read_tsc hook's (its owner sets it from
+     * st->tsc - st->tsc_adjust); this vCPU keeps only its own part.
+     */
+    cpu->tsc_offset = (int64_t)st->tsc_adjust;
     cpu->tsc_aux = st->tsc_aux;
     cpu->tsc_deadline = st->tsc_deadline;
     cpu->star = st->star;
@@ -219,6 +226,8 @@ void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st)
     cpu->pat = st->pat;
     cpu->misc_enable = st->misc_enable;
     cpu->mtrr_def_type = st->mtrr_def_type;
+    memcpy(cpu->mtrr_var, st->mtrr_var, sizeof(cpu->mtrr_var));
+    memcpy(cpu->mtrr_fixed, st->mtrr_fixed, sizeof(cpu->mtrr_fixed));
     soft_fxrstor(cpu, st->xsave);
     cpu->exc_pending = st->exception_pending;
     cpu->exc_vector = st->exception_vector;
@@ -248,8 +257,8 @@ void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st)
 
 /*
  * Machine reset: nothing posted or in flight before it may act after it
- * (a stale INIT would park the BSP in wait-for-SIPI), and the power-on
- * values of what X86CPUState does not carry (MTRRs) come back.
+ * (a stale INIT would park the BSP in wait-for-SIPI), and every register
+ * comes back to its power-on value.
  */
 void soft_cpu_reset(SoftCPU *cpu)
 {

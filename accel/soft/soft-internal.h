@@ -143,8 +143,8 @@ struct SoftCPU {
     uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
     uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
     uint64_t pat, misc_enable, mtrr_def_type;
-    uint64_t mtrr_var[16];          /* base/mask pairs */
-    uint64_t mtrr_fixed[11];
+    uint64_t mtrr_var[2 * X86_MTRR_NR_VAR];     /* PHYSBASEn, PHYSMASKn */
+    uint64_t mtrr_fixed[X86_MTRR_NR_FIXED];
     int64_t tsc_offset;             /* guest TSC writes relative to read_tsc */
 
     FPUState fpu;

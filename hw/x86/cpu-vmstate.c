@@ -6,7 +6,12 @@
  *
  * KVM carries its own richer form ("cpu", accel/kvm/kvm-state.c); a
  * stream of one form does not load into a VM of the other.
+ *
+ * Versions: 1 had no variable or fixed MTRRs and no tsc_adjust (its tsc
+ * was the TSC all vCPUs shared); 2 adds them. A version 1 stream still
+ * loads, and those fields then take their power-on values.
  */
+#include <string.h>
 #include <gio/gio.h>
 
 #include "hw/x86/cpu-vmstate.h"
@@ -29,6 +34,13 @@ static bool x86_cpu_post_load(void *opaque, int version_id, GError **errp)
 {
     X86CPUMigState *m = opaque;
     X86CPUState *st = &m->st;
+
+    if (version_id < 2) {
+        /* Not in the stream: m->st may still hold this side's last save. */
+        memset(st->mtrr_var, 0, sizeof(st->mtrr_var));
+        memset(st->mtrr_fixed, 0, sizeof(st->mtrr_fixed));
+        st->tsc_adjust = 0;
+    }
 
     if (st->xsave_len < X86_FXSAVE_SIZE || st->xsave_len > X86_XSAVE_MAX) {
         g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: XSAVE area of %u bytes is out of range",
@@ -72,7 +84,7 @@ static const VMStateDescription vmstate_x86_dtable = {
 
 const VMStateDescription vmstate_x86_cpu = {
     .name = "x86-cpu",
-    .version_id = 1,
+    .version_id = 2,
     .minimum_version_id = 1,
     .pre_save = x86_cpu_pre_save,
     .post_load = x86_cpu_post_load,
@@ -122,6 +134,10 @@ const VMStateDescription vmstate_x86_cpu = {
         VMSTATE_UINT8_RANGE(st.interrupt_shadow, X86CPUMigState, 0, 3),
         VMSTATE_UINT32_RANGE(st.mp_state, X86CPUMigState, X86_MP_RUNNABLE,
                              X86_MP_WAIT_FOR_SIPI),
+        /* Version 2. */
+        VMSTATE_UINT64_ARRAY_V(st.mtrr_var, X86CPUMigState, 2 * X86_MTRR_NR_VAR, 2),
+        VMSTATE_UINT64_ARRAY_V(st.mtrr_fixed, X86CPUMigState, X86_MTRR_NR_FIXED, 2),
+        VMSTATE_UINT64_V(st.tsc_adjust, X86CPUMigState, 2),
         VMSTATE_END_OF_LIST()
     },
 };

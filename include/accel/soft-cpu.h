@@ -59,7 +59,10 @@ typedef struct SoftCPUHooks {
     /* CR8 reads and writes (the APIC's TPR). */
     uint64_t (*read_cr8)(void *opaque);
     void (*write_cr8)(void *opaque, uint64_t value);
-    /* The guest TSC (host TSC plus the VM's offset). */
+    /*
+     * The TSC the VM's vCPUs share; a guest write to IA32_TSC adds an
+     * offset of that vCPU's own on top (X86CPUState.tsc_adjust).
+     */
     uint64_t (*read_tsc)(void *opaque);
 } SoftCPUHooks;
 
@@ -79,6 +82,9 @@ void soft_cpu_free(SoftCPU *cpu);
  * Whole architectural state in and out (between runs only). get_state only
  * reads: requests posted by other threads stay pending until the vCPU runs
  * (a posted NMI shows as nmi_pending; a posted INIT/SIPI does not show).
+ * st->tsc is this vCPU's TSC (read_tsc plus its own offset, which is
+ * st->tsc_adjust); set_state takes the offset from st->tsc_adjust and
+ * leaves read_tsc's base to the hook's owner.
  */
 void soft_cpu_get_state(SoftCPU *cpu, X86CPUState *st);
 void soft_cpu_set_state(SoftCPU *cpu, const X86CPUState *st);

@@ -112,8 +112,10 @@ struct VMStateDescription {
 #define VMSTATE_BUFFER(f, st)   VMSTATE_FIELD_(st, f, VMS_BUFFER, 0)
 #define VMSTATE_UINT32_ARRAY(f, st, n) \
     { .name = #f, .type = VMS_UINT32_ARRAY, .offset = offsetof(st, f), .size = 4, .count = (n) }
-#define VMSTATE_UINT64_ARRAY(f, st, n) \
-    { .name = #f, .type = VMS_UINT64_ARRAY, .offset = offsetof(st, f), .size = 8, .count = (n) }
+#define VMSTATE_UINT64_ARRAY(f, st, n) VMSTATE_UINT64_ARRAY_V(f, st, n, 0)
+#define VMSTATE_UINT64_ARRAY_V(f, st, n, v) \
+    { .name = #f, .type = VMS_UINT64_ARRAY, .offset = offsetof(st, f), .size = 8, .count = (n), \
+      .version_id = (v) }
 /* (@elem_type, not "type": a parameter named so would replace the ".type" designator.) */
 #define VMSTATE_STRUCT(f, st, desc, elem_type) \
     { .name = #f, .type = VMS_STRUCT, .offset = offsetof(st, f), .size = sizeof(elem_type), \

@@ -798,7 +798,8 @@ static bool state_equal(const X86CPUState *a, const X86CPUState *b, const char *
                                                                            return false; }
     CMP(regs); CMP(rip); CMP(rflags); CMP(segs); CMP(gdt); CMP(idt);
     CMP(cr0); CMP(cr2); CMP(cr3); CMP(cr4); CMP(cr8); CMP(efer); CMP(xcr0);
-    CMP(dr); CMP(dr6); CMP(dr7); CMP(tsc); CMP(xsave); CMP(exception_pending);
+    CMP(dr); CMP(dr6); CMP(dr7); CMP(tsc); CMP(tsc_adjust); CMP(mtrr_def_type);
+    CMP(mtrr_var); CMP(mtrr_fixed); CMP(xsave); CMP(exception_pending);
     CMP(exception_vector); CMP(exception_error); CMP(nmi_pending); CMP(nmi_masked);
     CMP(interrupt_shadow); CMP(mp_state);
 #undef CMP
@@ -840,7 +841,7 @@ static void run_smc(uint8_t *ram_a, uint8_t *ram_b, const uint8_t *hdr,
 
     soft_cpu_get_state(a.cpu, &st);
     vm_init(&b, ram_b, hdr);
-    b.tsc = st.tsc;         /* b's TSC offset is 0: its counter starts at a's guest TSC */
+    b.tsc = st.tsc - st.tsc_adjust;     /* b's counter goes on from a's; offsets travel */
     b.cr8 = a.cr8;
     b.cpu = soft_cpu_new(&fuzz_hooks, &b, 0, 1);
     soft_cpu_set_state(b.cpu, &st);

@@ -104,10 +104,17 @@ typedef struct X86DescTable {
 /* MSR numbers the generic code and the CPUs share. */
 #define X86_MSR_TSC                 0x10
 #define X86_MSR_APIC_BASE           0x1b
+#define X86_MSR_TSC_ADJUST          0x3b
+#define X86_MSR_MTRRCAP             0xfe
 #define X86_MSR_MISC_ENABLE         0x1a0
 #define X86_MSR_SYSENTER_CS         0x174
 #define X86_MSR_SYSENTER_ESP        0x175
 #define X86_MSR_SYSENTER_EIP        0x176
+#define X86_MSR_MTRR_PHYSBASE0      0x200   /* PHYSBASEn 0x200 + 2n, PHYSMASKn 0x201 + 2n */
+#define X86_MSR_MTRR_FIX64K_00000   0x250
+#define X86_MSR_MTRR_FIX16K_80000   0x258
+#define X86_MSR_MTRR_FIX16K_A0000   0x259
+#define X86_MSR_MTRR_FIX4K_C0000    0x268   /* to 0x26f (FIX4K_F8000) */
 #define X86_MSR_PAT                 0x277
 #define X86_MSR_MTRR_DEF_TYPE       0x2ff
 #define X86_MSR_TSC_DEADLINE        0x6e0
@@ -120,6 +127,24 @@ typedef struct X86DescTable {
 #define X86_MSR_GS_BASE             0xc0000101
 #define X86_MSR_KERNEL_GS_BASE      0xc0000102
 #define X86_MSR_TSC_AUX             0xc0000103
+
+/*
+ * MTRRs: variable ranges, as many as MTRRcap.VCNT says (both CPUs report
+ * this many), and the 11 fixed-range registers. MTRRcap bit 8: fixed
+ * ranges supported.
+ */
+#define X86_MTRR_NR_VAR             8
+#define X86_MTRR_NR_FIXED           11
+#define X86_MTRRCAP_VCNT_MASK       0xffULL
+#define X86_MTRRCAP_FIX             (1ULL << 8)
+
+/* The MSR of fixed-range MTRR @i (0 to X86_MTRR_NR_FIXED - 1). */
+static inline uint32_t x86_mtrr_fixed_msr(int i)
+{
+    return i == 0 ? X86_MSR_MTRR_FIX64K_00000
+         : i < 3 ? X86_MSR_MTRR_FIX16K_80000 + (uint32_t)(i - 1)
+         : X86_MSR_MTRR_FIX4K_C0000 + (uint32_t)(i - 3);
+}
 
 #define X86_APIC_BASE_DEFAULT       0xfee00000ULL
 #define X86_APIC_BASE_BSP           (1ULL << 8)
@@ -160,7 +185,13 @@ typedef struct X86CPUState {
 
     /* MSRs. */
     uint64_t apic_base;
-    uint64_t tsc;               /* the guest's TSC when the state was read */
+    uint64_t tsc;               /* this vCPU's guest TSC when the state was read */
+    /*
+     * What the guest's own TSC writes on this vCPU added to the TSC the
+     * VM's vCPUs share (IA32_TSC_ADJUST's meaning; 0 if it never wrote
+     * the TSC). tsc - tsc_adjust (mod 2^64) is the shared TSC at the read.
+     */
+    uint64_t tsc_adjust;
     uint64_t tsc_aux;
     uint64_t tsc_deadline;
     uint64_t star, lstar, cstar, sfmask;
@@ -169,6 +200,8 @@ typedef struct X86CPUState {
     uint64_t pat;
     uint64_t misc_enable;
     uint64_t mtrr_def_type;
+    uint64_t mtrr_var[2 * X86_MTRR_NR_VAR];    /* PHYSBASEn, PHYSMASKn in MSR order */
+    uint64_t mtrr_fixed[X86_MTRR_NR_FIXED];    /* in MSR order, x86_mtrr_fixed_msr() */
 
     /* x87, SSE and any extended state, XSAVE layout; legacy area first. */
     uint8_t xsave[X86_XSAVE_MAX] __attribute__((aligned(64)));

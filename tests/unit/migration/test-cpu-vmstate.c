@@ -1,9 +1,11 @@
 /*
  * The neutral vCPU state in the migration stream ("x86-cpu", as the
- * software CPU and qtest carry it): every register, segment, MSR, the
- * FXSAVE image (x87 and SSE mid-computation) and the pending events come
- * back bit for bit through a save and a load, and a stream with
- * out-of-range values is refused before anything reaches the vCPU.
+ * software CPU and qtest carry it): every register, segment, MSR (MTRRs
+ * and each vCPU's own TSC included), the FXSAVE image (x87 and SSE
+ * mid-computation) and the pending events come back bit for bit through a
+ * save and a load into a fresh destination, a stream of the previous
+ * version still loads, and a stream with out-of-range values is refused
+ * before anything reaches the vCPU.
  *
  * cpu_get_state()/cpu_set_state() are stood in for by two arrays of
  * states, one per "VM".
@@ -68,6 +70,20 @@ static void fill_state(X86CPUState *st, int index, GRand *rand)
     st->sfmask = 0x47700;
     st->kernel_gs_base = 0xffff888000000000ULL;
     st->tsc_aux = (uint64_t)index;
+    /*
+     * The shared TSC as each vCPU's read saw it (vCPU 1 read later), and
+     * vCPU 1's guest set its own TSC 5 s back.
+     */
+    st->tsc_adjust = index ? (uint64_t)-5000000000LL : 0;
+    st->tsc = 0x123456789000ULL + 777 * (uint64_t)index + st->tsc_adjust;
+    st->mtrr_def_type = 0xc06;
+    for (int i = 0; i < 2 * X86_MTRR_NR_VAR; i++) {
+        st->mtrr_var[i] = 0xfe00000000ULL + ((uint64_t)index << 28) + ((uint64_t)i << 12) +
+                          (i & 1 ? 0x800 : 6);
+    }
+    for (int i = 0; i < X86_MTRR_NR_FIXED; i++) {
+        st->mtrr_fixed[i] = 0x0606050504040101ULL + ((uint64_t)i << 8) + (uint64_t)index;
+    }
     /* Every byte of the FXSAVE image: x87 stack, control words, XMM0-15. */
     for (unsigned i = 0; i < X86_FXSAVE_SIZE; i++) {
         st->xsave[i] = (uint8_t)g_rand_int(rand);
@@ -112,23 +128,85 @@ static GByteArray *save_vcpu(int index)
     return b;
 }
 
+/* Bytes of a vCPU's section body in version 1 and in version 2. */
+#define X86_CPU_V1_BYTES    4688
+#define X86_CPU_V2_BYTES    (X86_CPU_V1_BYTES + 8 * (2 * X86_MTRR_NR_VAR + X86_MTRR_NR_FIXED + 1))
+
 static void test_round_trip(void)
 {
     g_autoptr(GRand) rand = g_rand_new_with_seed(0x5eed);
+    GByteArray *saved[NR_VCPUS];
+
     for (int i = 0; i < NR_VCPUS; i++) {
         fill_state(&source[i], i, rand);
         memset(&dest[i], 0, sizeof(dest[i]));
     }
     register_all();
     for (int i = 0; i < NR_VCPUS; i++) {
-        g_autoptr(GByteArray) b = save_vcpu(i);
+        saved[i] = save_vcpu(i);
+        g_assert_cmpuint(saved[i]->len, ==, X86_CPU_V2_BYTES);
+    }
+    /* The destination's objects have never saved: all they get is the stream. */
+    register_all();
+    for (int i = 0; i < NR_VCPUS; i++) {
         g_autoptr(GError) err = NULL;
         const StubVMStateEntry *e = stub_vmstate_find("x86-cpu", (uint32_t)i);
+        size_t unread;
         current_vm = dest;
-        g_assert_true(vms_stream_load(b->data, b->len, e->vmsd, e->opaque, 1, NULL, &err));
+        g_assert_true(vms_stream_load(saved[i]->data, saved[i]->len, e->vmsd, e->opaque,
+                                      e->vmsd->version_id, &unread, &err));
         g_assert_no_error(err);
+        g_assert_cmpuint(unread, ==, 0);
         g_assert_cmpmem(&dest[i], sizeof(dest[i]), &source[i], sizeof(source[i]));
+        g_byte_array_unref(saved[i]);
     }
+    /* Each vCPU's own TSC offset, and the shared TSC each read saw. */
+    g_assert_cmphex(dest[0].tsc_adjust, ==, 0);
+    g_assert_cmphex(dest[1].tsc_adjust, ==, (uint64_t)-5000000000LL);
+    g_assert_cmphex(dest[1].tsc - dest[1].tsc_adjust - (dest[0].tsc - dest[0].tsc_adjust), ==,
+                    777);
+    g_assert_cmphex(dest[1].mtrr_var[2 * X86_MTRR_NR_VAR - 1], ==,
+                    0xfe00000000ULL + (1ULL << 28) + ((2ULL * X86_MTRR_NR_VAR - 1) << 12) + 0x800);
+    g_assert_cmphex(dest[1].mtrr_fixed[X86_MTRR_NR_FIXED - 1], ==,
+                    0x0606050504040101ULL + ((X86_MTRR_NR_FIXED - 1ULL) << 8) + 1);
+}
+
+/*
+ * A version 1 stream (no MTRR ranges, no tsc_adjust) still loads, and
+ * those fields take their power-on values even where the loading object
+ * still holds another state (a VM that saved, then loads an old
+ * snapshot).
+ */
+static void test_version_1(void)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(0x1d);
+    VMStateDescription v1 = vmstate_x86_cpu;
+
+    v1.version_id = 1;
+    fill_state(&source[1], 1, rand);
+    register_all();
+    const StubVMStateEntry *e = stub_vmstate_find("x86-cpu", 1);
+    g_autoptr(GError) err = NULL;
+    current_vm = source;
+    g_autoptr(GByteArray) b = vms_stream_save(&v1, e->opaque, &err);
+    g_assert_no_error(err);
+    g_assert_cmpuint(b->len, ==, X86_CPU_V1_BYTES);
+
+    size_t unread;
+    current_vm = dest;
+    memset(&dest[1], 0xff, sizeof(dest[1]));
+    g_assert_true(vms_stream_load(b->data, b->len, e->vmsd, e->opaque, 1, &unread, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(unread, ==, 0);
+
+    X86CPUState want = source[1];
+    memset(want.mtrr_var, 0, sizeof(want.mtrr_var));
+    memset(want.mtrr_fixed, 0, sizeof(want.mtrr_fixed));
+    want.tsc_adjust = 0;
+    g_assert_cmpmem(&dest[1], sizeof(dest[1]), &want, sizeof(want));
+    /* Version 1's TSC (the shared one then) and MTRRdefType travel as before. */
+    g_assert_cmphex(dest[1].tsc, ==, source[1].tsc);
+    g_assert_cmphex(dest[1].mtrr_def_type, ==, 0xc06);
 }
 
 /* Truncated anywhere, the load fails and the vCPU is not written. */
@@ -143,7 +221,8 @@ static void test_truncated(void)
         g_autoptr(GError) err = NULL;
         set_calls = 0;
         current_vm = dest;
-        g_assert_false(vms_stream_load(b->data, len, e->vmsd, e->opaque, 1, NULL, &err));
+        g_assert_false(vms_stream_load(b->data, len, e->vmsd, e->opaque, e->vmsd->version_id,
+                                       NULL, &err));
         g_assert_nonnull(err);
         g_assert_cmpint(set_calls, ==, 0);
     }
@@ -158,14 +237,15 @@ static void test_out_of_range(void)
     g_autoptr(GByteArray) good = save_vcpu(0);
     const StubVMStateEntry *e = stub_vmstate_find("x86-cpu", 0);
 
-    /* mp_state is the last field: 4 bytes, big-endian. */
+    /* mp_state is the last field of version 1: 4 bytes, big-endian. */
     g_autoptr(GByteArray) bad = g_byte_array_new();
     g_byte_array_append(bad, good->data, good->len);
-    bad->data[bad->len - 1] = 9;
+    bad->data[X86_CPU_V1_BYTES - 1] = 9;
     g_autoptr(GError) err = NULL;
     set_calls = 0;
     current_vm = dest;
-    g_assert_false(vms_stream_load(bad->data, bad->len, e->vmsd, e->opaque, 1, NULL, &err));
+    g_assert_false(vms_stream_load(bad->data, bad->len, e->vmsd, e->opaque,
+                                   e->vmsd->version_id, NULL, &err));
     g_assert_nonnull(err);
     g_assert_nonnull(strstr(err->message, "mp_state"));
     g_assert_cmpint(set_calls, ==, 0);
@@ -175,6 +255,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/cpu-vmstate/round-trip", test_round_trip);
+    g_test_add_func("/cpu-vmstate/version-1", test_version_1);
     g_test_add_func("/cpu-vmstate/truncated", test_truncated);
     g_test_add_func("/cpu-vmstate/out-of-range", test_out_of_range);
     int ret = g_test_run();

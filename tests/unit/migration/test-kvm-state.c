@@ -343,6 +343,60 @@ static void test_vcpu(void)
     test_vcpu_free(cpu_b);
 }
 
+/*
+ * The neutral state (kvm_vcpu_get_state/set_state, what the boot loader
+ * and "info registers" use) carries the MTRRs: those set on a vCPU of VM
+ * A come out in X86CPUState and go into a vCPU of VM B.
+ */
+static void test_neutral_mtrrs(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree X86CPUState *st = g_new0(X86CPUState, 1);
+
+    if (!kvm_available(NULL)) {
+        g_test_skip("no /dev/kvm");
+        return;
+    }
+    vm_new();
+    CPUState *a = test_vcpu_new();
+    uint64_t cap = msr_get(a, X86_MSR_MTRRCAP);
+    int last = (int)(cap & X86_MTRRCAP_VCNT_MASK) - 1;
+    g_assert_cmpint(last, >=, 0);
+    g_assert_cmpint(last, <, X86_MTRR_NR_VAR);
+    msr_set(a, X86_MSR_MTRR_DEF_TYPE, 0xc06);
+    msr_set(a, X86_MSR_MTRR_PHYSBASE0, 0x80000006);
+    msr_set(a, X86_MSR_MTRR_PHYSBASE0 + 1, 0xff80000800ULL);
+    msr_set(a, X86_MSR_MTRR_PHYSBASE0 + 2 * (uint32_t)last, 0x40000005);
+    msr_set(a, X86_MSR_MTRR_PHYSBASE0 + 2 * (uint32_t)last + 1, 0xfff0000800ULL);
+    msr_set(a, x86_mtrr_fixed_msr(0), 0x0505050506060606ULL);
+    msr_set(a, x86_mtrr_fixed_msr(X86_MTRR_NR_FIXED - 1), 0x0606060601000504ULL);
+    g_assert_true(kvm_vcpu_get_state(a, st, &err));
+    g_assert_no_error(err);
+    g_assert_cmphex(st->mtrr_def_type, ==, 0xc06);
+    g_assert_cmphex(st->mtrr_var[0], ==, 0x80000006);
+    g_assert_cmphex(st->mtrr_var[1], ==, 0xff80000800ULL);
+    g_assert_cmphex(st->mtrr_var[2 * last], ==, 0x40000005);
+    g_assert_cmphex(st->mtrr_var[2 * last + 1], ==, 0xfff0000800ULL);
+    g_assert_cmphex(st->mtrr_fixed[0], ==, 0x0505050506060606ULL);
+    g_assert_cmphex(st->mtrr_fixed[X86_MTRR_NR_FIXED - 1], ==, 0x0606060601000504ULL);
+
+    vm_new();
+    CPUState *b = test_vcpu_new();
+    g_assert_true(kvm_vcpu_set_state(b, st, &err));
+    g_assert_no_error(err);
+    g_assert_cmphex(msr_get(b, X86_MSR_MTRR_DEF_TYPE), ==, 0xc06);
+    g_assert_cmphex(msr_get(b, X86_MSR_MTRR_PHYSBASE0), ==, 0x80000006);
+    g_assert_cmphex(msr_get(b, X86_MSR_MTRR_PHYSBASE0 + 1), ==, 0xff80000800ULL);
+    g_assert_cmphex(msr_get(b, X86_MSR_MTRR_PHYSBASE0 + 2 * (uint32_t)last), ==, 0x40000005);
+    g_assert_cmphex(msr_get(b, X86_MSR_MTRR_PHYSBASE0 + 2 * (uint32_t)last + 1), ==,
+                    0xfff0000800ULL);
+    g_assert_cmphex(msr_get(b, x86_mtrr_fixed_msr(0)), ==, 0x0505050506060606ULL);
+    g_assert_cmphex(msr_get(b, x86_mtrr_fixed_msr(X86_MTRR_NR_FIXED - 1)), ==,
+                    0x0606060601000504ULL);
+    test_vcpu_free(a);
+    test_vcpu_free(b);
+}
+
 static void test_irqchip_pit_clock(void)
 {
     g_autoptr(GError) err = NULL;
@@ -454,6 +508,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/kvm-state/vcpu", test_vcpu);
+    g_test_add_func("/kvm-state/neutral-mtrrs", test_neutral_mtrrs);
     g_test_add_func("/kvm-state/irqchip-pit-clock", test_irqchip_pit_clock);
     return g_test_run();
 }

@@ -548,6 +548,47 @@ glob_prog:
 glob_prog_end:
 #undef PROG
 
+/*
+ * MTRRs and this vCPU's TSC written, then, in a fresh CPU given the first
+ * one's state after the hlt, read back.
+ */
+.macro wrmsr_imm msr, hi, lo
+    movl    $\msr, %ecx
+    movl    $\lo, %eax
+    movl    $\hi, %edx
+    wrmsr
+.endm
+.macro rdmsr_to msr, reg
+    movl    $\msr, %ecx
+    rdmsr
+    shlq    $32, %rdx
+    orq     %rdx, %rax
+    movq    %rax, \reg
+.endm
+#define PROG    mtrr_prog
+    .globl mtrr_prog, mtrr_prog_end
+mtrr_prog:
+    wrmsr_imm 0x2ff, 0, 0xc06                   /* MTRRdefType: E, FE, WB */
+    wrmsr_imm 0x200, 0, 0x80000006              /* PHYSBASE0 */
+    wrmsr_imm 0x20f, 0xff, 0xf0000800           /* PHYSMASK7 */
+    wrmsr_imm 0x250, 0x05050505, 0x06060606     /* FIX64K_00000 */
+    wrmsr_imm 0x26f, 0x06060606, 0x01000504     /* FIX4K_F8000 */
+    wrmsr_imm 0x10, 0x10, 0                     /* TSC = 2^36 */
+    hlt
+    rdmsr_to 0x2ff, %r8
+    rdmsr_to 0x200, %r9
+    rdmsr_to 0x20f, %r10
+    rdmsr_to 0x250, %r11
+    rdmsr_to 0x26f, %r12
+    rdmsr_to 0xfe, %r13                         /* MTRRcap */
+    rdtsc
+    shlq    $32, %rdx
+    orq     %rdx, %rax
+    movq    %rax, %r14
+    hlt
+mtrr_prog_end:
+#undef PROG
+
 #undef LOAD
 
     .section .note.GNU-stack, "", @progbits

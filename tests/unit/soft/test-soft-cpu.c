@@ -14,7 +14,7 @@
 #define PROG(name) extern const uint8_t name[], name##_end[]
 PROG(rm_prog); PROG(lm_prog); PROG(pg32_prog); PROG(pf_prog); PROG(ring_prog);
 PROG(de_prog); PROG(rep_prog); PROG(smc_prog); PROG(lock_prog); PROG(dirty_prog);
-PROG(pse_dirty_prog); PROG(splitlock_prog);
+PROG(pse_dirty_prog); PROG(splitlock_prog); PROG(mtrr_prog);
 PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
 extern const uint8_t prot_pf[], prot_ud[];
 extern const uint8_t tf_handler[], splitlock_pf[];
@@ -956,6 +956,47 @@ static void test_insn_limit(void)
     vm_free(vm);
 }
 
+/*
+ * What the guest wrote to its MTRRs and TSC is in the state, and a fresh
+ * CPU given that state reads it back: the MTRRs as written, the TSC going
+ * on from the guest's value rather than the shared counter.
+ */
+static void test_mtrr_tsc_state(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, mtrr_prog, mtrr_prog_end);
+    SoftCPU *fresh = soft_cpu_new(&hooks, vm, 0, 1);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 1000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.mtrr_def_type, ==, 0xc06);
+    g_assert_cmphex(st.mtrr_var[0], ==, 0x80000006);
+    g_assert_cmphex(st.mtrr_var[2 * X86_MTRR_NR_VAR - 1], ==, 0xfff0000800ULL);
+    g_assert_cmphex(st.mtrr_fixed[0], ==, 0x0505050506060606ULL);
+    g_assert_cmphex(st.mtrr_fixed[X86_MTRR_NR_FIXED - 1], ==, 0x0606060601000504ULL);
+    /* This vCPU's own part is on top of the counter the hook read. */
+    g_assert_cmphex(st.tsc - st.tsc_adjust, ==, vm->tsc);
+    g_assert_cmpuint(st.tsc, >=, 1ULL << 36);
+    soft_cpu_free(cpu);
+
+    st.mp_state = X86_MP_RUNNABLE;              /* as if an interrupt woke it */
+    soft_cpu_set_state(fresh, &st);
+    g_assert_cmpint(soft_cpu_run(fresh, 1000), ==, SOFT_EXIT_HALTED);
+    st = get_state(fresh);
+    g_assert_cmphex(st.regs[X86_R8], ==, 0xc06);
+    g_assert_cmphex(st.regs[X86_R9], ==, 0x80000006);
+    g_assert_cmphex(st.regs[X86_R10], ==, 0xfff0000800ULL);
+    g_assert_cmphex(st.regs[X86_R11], ==, 0x0505050506060606ULL);
+    g_assert_cmphex(st.regs[X86_R12], ==, 0x0606060601000504ULL);
+    g_assert_cmphex(st.regs[X86_R13] & X86_MTRRCAP_VCNT_MASK, ==, X86_MTRR_NR_VAR);
+    /* The hook's counter is far below 2^36: only the carried offset gets there. */
+    g_assert_cmpuint(st.regs[X86_R14], >, 1ULL << 36);
+    g_assert_cmpuint(st.regs[X86_R14], <, (1ULL << 36) + 1000000);
+    soft_cpu_free(fresh);
+    vm_free(vm);
+}
+
 static void test_sipi(void)
 {
     TestVM *vm = vm_new();
@@ -1005,5 +1046,6 @@ int main(int argc, char **argv)
     g_test_add_func("/soft-cpu/fault-loop-budget", test_fault_loop_budget);
     g_test_add_func("/soft-cpu/insn-limit", test_insn_limit);
     g_test_add_func("/soft-cpu/sipi", test_sipi);
+    g_test_add_func("/soft-cpu/mtrr-tsc-state", test_mtrr_tsc_state);
     return g_test_run();
 }
