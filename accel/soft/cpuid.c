@@ -4,7 +4,7 @@
  */
 #include "soft-internal.h"
 
-#define MAX_BASIC_LEAF  0xd
+#define MAX_BASIC_LEAF  0x16
 #define MAX_EXT_LEAF    0x80000008u
 #define HV_LEAF         0x40000000u
 
@@ -129,6 +129,18 @@ void soft_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
             out[2] = 576;
         }
         /* Sub-leaf 1 (XSAVEOPT/XSAVEC/XSAVES) and components >= 2: none. */
+        return;
+    case 0x15:
+        /* TSC = crystal * EBX / EAX; the APIC timer counts the crystal. */
+        if (cpu->hooks->tsc_hz && cpu->hooks->tsc_hz <= 0xffffffffULL) {
+            out[0] = 1;
+            out[1] = 1;
+            out[2] = (uint32_t)cpu->hooks->tsc_hz;
+        }
+        return;
+    case 0x16:
+        /* Base, maximum and bus frequency in MHz. */
+        out[0] = out[1] = out[2] = (uint32_t)(cpu->hooks->tsc_hz / 1000000);
         return;
     case HV_LEAF:
         out[0] = HV_LEAF + 1;

@@ -14,7 +14,8 @@
  *
  * Register use in compiled code: rbx = cpu, r12 = the block's entry RIP,
  * r14 = the effective address of the current memory operand, r15 = a value
- * being stored; rax, rcx, rdx, rsi, rdi are scratch. A fault in a helper
+ * being stored; rax, rcx, rdx are scratch; r8-r11, r13, rbp, rsi and rdi
+ * hold the guest registers the block uses most, for the whole block. A fault in a helper
  * leaves through siglongjmp() to soft_cpu_run(), which restores the host
  * registers; compiled code keeps nothing that needs unwinding.
  *
@@ -74,6 +75,15 @@ typedef struct JitCtx {
     unsigned nslow;
     uint8_t *to_exit[MAX_EXITS];    /* branches to the exit-through-next_rip stub */
     unsigned nexit;
+    /*
+     * Guest registers held in host registers for the whole block: loaded
+     * at entry and after every call, written back (those the block
+     * writes) before every call and exit. The first pass only counts uses.
+     */
+    bool counting;
+    unsigned uses[X86_NR_GPRS];
+    uint16_t written;               /* guest registers the block writes */
+    int8_t host_of[X86_NR_GPRS];    /* -1: in cpu->regs */
 } JitCtx;
 
 /* ---- Encoding ---------------------------------------------------------- */
@@ -249,10 +259,12 @@ static void patch(JitCtx *c, uint8_t *rel, const uint8_t *target)
 
 static void emit_epilogue(JitCtx *c)
 {
+    emit1(c, 0x48); emit1(c, 0x83); emit1(c, 0xc4); emit1(c, 8);     /* add rsp, 8 */
     emit1(c, 0x41); emit1(c, 0x5f);         /* pop r15 */
     emit1(c, 0x41); emit1(c, 0x5e);         /* pop r14 */
     emit1(c, 0x41); emit1(c, 0x5d);         /* pop r13 */
     emit1(c, 0x41); emit1(c, 0x5c);         /* pop r12 */
+    emit1(c, 0x5d);                         /* pop rbp */
     emit1(c, 0x5b);                         /* pop rbx */
     emit1(c, 0xc3);
 }
@@ -262,7 +274,14 @@ static void emit_epilogue(JitCtx *c)
 /* A guest register into a host one; 4-byte reads zero-extend. */
 static void load_greg(JitCtx *c, unsigned host, unsigned r, unsigned size)
 {
-    emit_op_mem(c, size == 8, 0x8b, host, RBX, -1, 0, GREG(r));
+    if (c->counting) {
+        c->uses[r]++;
+    }
+    if (c->host_of[r] >= 0) {
+        emit_mov_rr(c, size == 8, host, (unsigned)c->host_of[r]);
+    } else {
+        emit_op_mem(c, size == 8, 0x8b, host, RBX, -1, 0, GREG(r));
+    }
 }
 
 /*
@@ -272,7 +291,55 @@ static void load_greg(JitCtx *c, unsigned host, unsigned r, unsigned size)
  */
 static void store_greg(JitCtx *c, unsigned r, unsigned host)
 {
-    emit_store64(c, RBX, GREG(r), host);
+    if (c->counting) {
+        c->uses[r]++;
+        c->written |= 1u << r;
+    }
+    if (c->host_of[r] >= 0) {
+        emit_mov_rr(c, true, (unsigned)c->host_of[r], host);
+    } else {
+        emit_store64(c, RBX, GREG(r), host);
+    }
+}
+
+/* Write back the held registers the block writes: cpu->regs is then whole. */
+static void regs_flush(JitCtx *c)
+{
+    for (unsigned r = 0; r < X86_NR_GPRS; r++) {
+        if (c->host_of[r] >= 0 && (c->written & (1u << r))) {
+            emit_store64(c, RBX, GREG(r), (unsigned)c->host_of[r]);
+        }
+    }
+}
+
+/* Load every held register from cpu->regs (at entry, and after a call). */
+static void regs_reload(JitCtx *c)
+{
+    for (unsigned r = 0; r < X86_NR_GPRS; r++) {
+        if (c->host_of[r] >= 0) {
+            emit_load64(c, (unsigned)c->host_of[r], RBX, GREG(r));
+        }
+    }
+}
+
+/* After the counting pass: the most used guest registers get host ones. */
+static void regs_allocate(JitCtx *c)
+{
+    static const uint8_t pool[] = { R8, R9, R10, R11, R13, RBP, RSI, RDI };
+
+    for (unsigned i = 0; i < sizeof(pool); i++) {
+        unsigned best = X86_NR_GPRS;
+        for (unsigned r = 0; r < X86_NR_GPRS; r++) {
+            if (c->uses[r] && c->host_of[r] < 0 &&
+                (best == X86_NR_GPRS || c->uses[r] > c->uses[best])) {
+                best = r;
+            }
+        }
+        if (best == X86_NR_GPRS) {
+            break;
+        }
+        c->host_of[best] = (int8_t)pool[i];
+    }
 }
 
 static void count_pending(JitCtx *c, unsigned n)
@@ -294,6 +361,7 @@ static void set_rips(JitCtx *c, uint32_t off, uint32_t len)
 /* Leave with cpu->rip = entry + @off (all counted). */
 static void exit_at(JitCtx *c, uint32_t off)
 {
+    regs_flush(c);
     count_pending(c, c->pending);
     emit_lea(c, RAX, R12, -1, 0, (int32_t)off);
     emit_store64(c, RBX, CPU_OFF(rip), RAX);
@@ -410,6 +478,7 @@ static void gen_slow_paths(JitCtx *c)
         set_rips(c, s->off, s->len);
         /* Count what completed before it, for a fault; undone on return. */
         count_pending(c, s->pending);
+        regs_flush(c);
         emit_mov_rr(c, true, RDI, RBX);
         emit_mov_imm64(c, RSI, s->seg);
         emit_mov_rr(c, true, RDX, R14);
@@ -417,6 +486,7 @@ static void gen_slow_paths(JitCtx *c)
         if (s->kind == SLOW_LOAD) {
             emit_call(c, (const void *)soft_read_slow);
             emit_mov_rr(c, true, RCX, RAX);
+            regs_reload(c);
         } else {
             emit_mov_rr(c, true, R8, R15);
             emit_call(c, (const void *)soft_write_slow);
@@ -427,7 +497,10 @@ static void gen_slow_paths(JitCtx *c)
         if (s->kind == SLOW_STORE) {
             uint8_t *skip;
 
-            /* A store into decoded code ends the block after it, as in the loop. */
+            /*
+             * A store into decoded code ends the block after it, as in the
+             * loop; cpu->regs is already whole (the host copies are not).
+             */
             emit_op_mem(c, false, 0x80, 7, RBX, -1, 0, CPU_OFF(exit_block));
             emit1(c, 0);
             skip = emit_jcc32(c, CC_E);
@@ -435,7 +508,9 @@ static void gen_slow_paths(JitCtx *c)
             emit_lea(c, RAX, R12, -1, 0, (int32_t)(s->off + s->len));
             emit_store64(c, RBX, CPU_OFF(rip), RAX);
             emit_epilogue(c);
-            patch(c, skip, s->resume);
+            patch(c, skip, c->p);
+            regs_reload(c);
+            patch(c, emit_jmp32(c), s->resume);
         } else {
             patch(c, emit_jmp32(c), s->resume);
         }
@@ -611,9 +686,11 @@ static void gen_call_handler(JitCtx *c, const Insn *in, uint32_t off, bool last)
     set_rips(c, off, in->len);
     count_pending(c, c->pending);
     c->pending = 0;
+    regs_flush(c);
     emit_mov_rr(c, true, RDI, RBX);
     emit_mov_imm64(c, RSI, (uint64_t)(uintptr_t)in);
     emit_call(c, (const void *)in->fn);
+    regs_reload(c);             /* the handler may have written any of them */
     count_pending(c, 1);
     c->flags_live = false;
     if (last) {
@@ -662,6 +739,7 @@ static void gen_self_loop(JitCtx *c, uint8_t *body, unsigned n, const uint32_t *
     for (unsigned i = 0; i < 4; i++) {
         patch(c, out[i], c->p);
     }
+    regs_flush(c);
     emit_store64(c, RBX, CPU_OFF(rip), R12);
     emit_epilogue(c);
 }
@@ -678,10 +756,12 @@ static void gen_branch(JitCtx *c, const Insn *in, uint32_t off, uint8_t *body, u
         if (c->flags_live) {
             taken = emit_jcc32(c, cc);
         } else {
+            regs_flush(c);
             emit_mov_rr(c, true, RDI, RBX);
             emit_mov_imm64(c, RSI, cc);
             emit_call(c, (const void *)soft_cond);
             emit1(c, 0x84); emit1(c, 0xc0);                             /* test al, al */
+            regs_reload(c);                                             /* movs: flags stay */
             taken = emit_jcc32(c, CC_NE);
         }
         c->pending++;
@@ -708,6 +788,7 @@ static void gen_branch(JitCtx *c, const Insn *in, uint32_t off, uint8_t *body, u
         emit_alu_imm(c, true, 0, RDX, 1);
         emit_alu_imm(c, true, 7, RDX, 1);
         bad = emit_jcc32(c, CC_A);
+        regs_flush(c);
         count_pending(c, c->pending);
         emit_store64(c, RBX, CPU_OFF(rip), RAX);
         emit_epilogue(c);
@@ -731,12 +812,15 @@ static void *compile(JitCtx *c, const Insn *insns, unsigned n, const uint32_t *w
     uint32_t off = 0;
 
     emit1(c, 0x53);                         /* push rbx */
+    emit1(c, 0x55);                         /* push rbp */
     emit1(c, 0x41); emit1(c, 0x54);         /* push r12 */
     emit1(c, 0x41); emit1(c, 0x55);         /* push r13 */
     emit1(c, 0x41); emit1(c, 0x56);         /* push r14 */
     emit1(c, 0x41); emit1(c, 0x57);         /* push r15 */
+    emit1(c, 0x48); emit1(c, 0x83); emit1(c, 0xec); emit1(c, 8);     /* sub rsp, 8: align */
     emit_mov_rr(c, true, RBX, RDI);
     emit_load64(c, R12, RBX, CPU_OFF(rip));
+    regs_reload(c);
     body = c->p;
 
     for (unsigned i = 0; i < n; i++) {
@@ -837,9 +921,21 @@ void *soft_jit_compile(SoftCPU *cpu, const Insn *insns, unsigned n, const uint32
     if (!c) {
         return NULL;
     }
+    /* First pass: which guest registers the inline code touches, and how often. */
     c->cpu = cpu;
     c->p = j->next;
     c->limit = j->next + JIT_BLOCK_MAX;
+    c->counting = true;
+    memset(c->host_of, -1, sizeof(c->host_of));
+    compile(c, insns, n, word, gen);
+    regs_allocate(c);
+    c->counting = false;
+    c->p = j->next;
+    c->full = false;
+    c->pending = 0;
+    c->flags_live = false;
+    c->nslow = 0;
+    c->nexit = 0;
     code = compile(c, insns, n, word, gen);
     if (code) {
         j->next = (uint8_t *)(((uintptr_t)c->p + 15) & ~(uintptr_t)15);

@@ -130,10 +130,12 @@ bool soft_wrmsr(SoftCPU *cpu, uint32_t msr, uint64_t v)
         return false;
     }
     switch (msr) {
-    case X86_MSR_TSC:
-        cpu->tsc_offset = 0;
-        cpu->tsc_offset = v - soft_guest_tsc(cpu);
+    case X86_MSR_TSC: {
+        /* One store: the APIC's timer thread reads the offset too. */
+        uint64_t shared = soft_guest_tsc(cpu) - (uint64_t)cpu->tsc_offset;
+        __atomic_store_n(&cpu->tsc_offset, (int64_t)(v - shared), __ATOMIC_RELAXED);
         return true;
+    }
     case MSR_UCODE_REV: case MSR_MCG_STATUS:
         return true;
     case MSR_DEBUGCTL:

@@ -179,6 +179,7 @@ static const SoftCPUHooks soft_cpu_hooks = {
     .read_cr8 = soft_hook_read_cr8,
     .write_cr8 = soft_hook_write_cr8,
     .read_tsc = soft_hook_read_tsc,
+    .tsc_hz = SOFT_TSC_HZ,
 };
 
 /* ---- APICHooks: called with the irqchip lock held; they only set flags. ---- */
@@ -233,9 +234,12 @@ static void soft_apic_nmi(void *opaque, int cpu_index)
     }
 }
 
+/* The vCPU's own TSC: a TSC-deadline value is in its guest's units. */
 static uint64_t soft_apic_read_tsc(void *opaque, int cpu_index)
 {
-    return soft_guest_tsc();
+    AccelCPUState *sc = soft_cpu_by_index(cpu_index);
+
+    return soft_guest_tsc() + (uint64_t)(sc ? soft_cpu_tsc_adjust(sc->core) : 0);
 }
 
 static const APICHooks soft_apic_hooks = {

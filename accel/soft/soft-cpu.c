@@ -123,6 +123,11 @@ uint64_t soft_guest_tsc(SoftCPU *cpu)
     return t + cpu->tsc_offset;
 }
 
+int64_t soft_cpu_tsc_adjust(SoftCPU *cpu)
+{
+    return __atomic_load_n(&cpu->tsc_offset, __ATOMIC_RELAXED);
+}
+
 /*
  * A pure read: other threads (the monitor) ask for the state, and applying
  * requests here would flush and reset the vCPU behind its own thread.

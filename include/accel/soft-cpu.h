@@ -64,6 +64,13 @@ typedef struct SoftCPUHooks {
      * offset of that vCPU's own on top (X86CPUState.tsc_adjust).
      */
     uint64_t (*read_tsc)(void *opaque);
+    /*
+     * The rate of read_tsc and of the local APIC timer's clock, in Hz, which
+     * CPUID leaves 15H/16H then report (as an Intel CPU's crystal clock with
+     * a TSC ratio of 1) so that a guest need not calibrate; 0: unknown,
+     * those leaves read zero.
+     */
+    uint64_t tsc_hz;
 } SoftCPUHooks;
 
 typedef enum SoftCPUExit {
@@ -138,6 +145,12 @@ void soft_cpu_flush_tlb(SoftCPU *cpu);
 void soft_cpu_init_signal(SoftCPU *cpu);
 void soft_cpu_sipi(SoftCPU *cpu, uint8_t vector);
 void soft_cpu_nmi(SoftCPU *cpu);
+
+/*
+ * What the guest's own writes to IA32_TSC added to the TSC on this vCPU
+ * (0 if none): its TSC is the read_tsc hook's plus this. Any thread.
+ */
+int64_t soft_cpu_tsc_adjust(SoftCPU *cpu);
 
 /* Counters for benchmarks and tests. */
 uint64_t soft_cpu_insn_count(SoftCPU *cpu);

@@ -23,6 +23,7 @@
 #define ICR_BUSY            0x1000
 #define ICR_INIT_OTHERS     0x000c4500
 #define ICR_SIPI_OTHERS     0x000c4600
+#define ICR_FIXED_TO_BSP    0x00004000  /* fixed, physical, assert; APIC id 0 */
 
 #define MSR_KVM_SYSTEM_TIME 0x4b564d01
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
@@ -331,17 +332,45 @@ static u64 lapic_count_elapsed(void)
 }
 
 /*
- * TSC and local APIC timer rates. kvmclock gives the TSC rate for free and
- * the APIC timer is measured over 1 ms; otherwise both are measured over
- * 10 ms of PIT channel 2.
+ * The TSC rate CPUID leaf 15H states (crystal clock times the TSC ratio),
+ * as Intel CPUs and Ferry's software CPU report it; false if it says
+ * nothing.
+ */
+static bool cpuid_tsc_hz(u64 *hz)
+{
+    u32 a, b, c, d;
+
+    cpuid(0, &a, &b, &c, &d);
+    if (a < 0x15) {
+        return false;
+    }
+    cpuid(0x15, &a, &b, &c, &d);
+    if (!a || !b || !c) {
+        return false;
+    }
+    *hz = (u64)c * b / a;
+    return true;
+}
+
+/*
+ * TSC and local APIC timer rates. kvmclock or CPUID 15H give the TSC rate
+ * for free and the APIC timer is measured over 1 ms; otherwise both are
+ * measured over 10 ms of PIT channel 2.
  */
 static void calibrate(void)
 {
     u64 tsc_hz;
     u64 t0, t1, ticks;
+    bool known = false;
 
     if (kvmclock_tsc_hz(&tsc_hz)) {
         clock_source = "kvmclock";
+        known = true;
+    } else if (cpuid_tsc_hz(&tsc_hz)) {
+        clock_source = "cpuid";
+        known = true;
+    }
+    if (known) {
         lapic_count_start();
         t0 = rdtsc();
         tsc_delay(tsc_hz / 1000);
@@ -603,5 +632,7 @@ void ap_main(u32 index)
     cpu_setup(index);
     /* Arrival order decides who joins the workload; see wait_for_aps(). */
     slot = __atomic_fetch_add(&boot.cpus_up, 1, __ATOMIC_SEQ_CST);
+    /* Wake the BSP from its hlt in wait_for_aps() now, not at its next tick. */
+    send_ipi(ICR_FIXED_TO_BSP | VEC_TIMER);
     enter_user((u64)user_main, user_stack_top(index), slot);
 }

@@ -417,6 +417,9 @@ void user_main(u64 slot_index)
         hb_interval = ms_to_tsc(boot.hb_ms);
         last_seen_tsc = rdtsc();
         next_hb = last_seen_tsc + hb_interval;
+        if (hb_interval) {
+            heartbeat();                /* the first at once: the workload is up */
+        }
         last_ok_tsc = last_seen_tsc - ms_to_tsc(OK_PRINT_GAP_MS);
         __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
     } else {

@@ -463,6 +463,27 @@ xsave_prog:
 xsave_prog_end:
 #undef PROG
 
+/* CPUID: the maximum basic leaf, then leaves 15H (TSC/crystal) and 16H. */
+#define PROG    tscfreq_prog
+    .globl tscfreq_prog, tscfreq_prog_end
+tscfreq_prog:
+    xorl    %eax, %eax
+    cpuid
+    movq    %rax, %r8
+    movl    $0x15, %eax
+    xorl    %ecx, %ecx
+    cpuid
+    movq    %rax, %r9
+    movq    %rbx, %r10
+    movq    %rcx, %r11
+    movl    $0x16, %eax
+    xorl    %ecx, %ecx
+    cpuid
+    movq    %rax, %r12
+    hlt
+tscfreq_prog_end:
+#undef PROG
+
 /* Single-stepping with TF: a #DB after each instruction. */
 #define PROG    tf_prog
     .globl tf_prog, tf_prog_end, tf_handler

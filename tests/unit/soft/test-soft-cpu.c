@@ -15,7 +15,7 @@
 PROG(rm_prog); PROG(lm_prog); PROG(pg32_prog); PROG(pf_prog); PROG(ring_prog);
 PROG(de_prog); PROG(rep_prog); PROG(smc_prog); PROG(lock_prog); PROG(dirty_prog);
 PROG(pse_dirty_prog); PROG(splitlock_prog); PROG(mtrr_prog);
-PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
+PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tscfreq_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
 extern const uint8_t prot_pf[], prot_ud[];
 extern const uint8_t tf_handler[], splitlock_pf[];
 extern const uint8_t xmc_writer[];
@@ -112,6 +112,7 @@ static const SoftCPUHooks hooks = {
     .get_interrupt = t_get_interrupt,
     .ack_interrupt = t_ack_interrupt,
     .read_tsc = t_read_tsc,
+    .tsc_hz = 2500000000ULL,
 };
 
 static TestVM *vm_new(void)
@@ -907,6 +908,24 @@ static void test_xsave(void)
     vm_free(vm);
 }
 
+/* CPUID 15H/16H report the hook's TSC rate, so a guest need not calibrate. */
+static void test_tsc_frequency_leaves(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, tscfreq_prog, tscfreq_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R8], >=, 0x16);
+    g_assert_cmphex(st.regs[X86_R9], ==, 1);            /* denominator */
+    g_assert_cmphex(st.regs[X86_R10], ==, 1);           /* numerator */
+    g_assert_cmphex(st.regs[X86_R11], ==, 2500000000ULL);
+    g_assert_cmphex(st.regs[X86_R12], ==, 2500);        /* MHz */
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
 static void test_single_step(void)
 {
     TestVM *vm = vm_new();
@@ -1042,6 +1061,7 @@ int main(int argc, char **argv)
     g_test_add_func("/soft-cpu/triple-fault", test_triple_fault);
     g_test_add_func("/soft-cpu/unimplemented-ud", test_unimplemented_ud);
     g_test_add_func("/soft-cpu/xsave", test_xsave);
+    g_test_add_func("/soft-cpu/tsc-frequency-leaves", test_tsc_frequency_leaves);
     g_test_add_func("/soft-cpu/single-step", test_single_step);
     g_test_add_func("/soft-cpu/fault-loop-budget", test_fault_loop_budget);
     g_test_add_func("/soft-cpu/insn-limit", test_insn_limit);
