@@ -230,11 +230,6 @@ static bool cpus_all_stopped(void)
     return true;
 }
 
-bool cpus_all_paused(void)
-{
-    return all_stop && cpus_all_stopped();
-}
-
 /*
  * Wait until every vCPU is parked. The kicks go out again on every wake:
  * another thread may have let the vCPUs run while the BQL was released.

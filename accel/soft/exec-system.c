@@ -5,10 +5,14 @@
  */
 #include "soft-internal.h"
 
-#define CR4_KNOWN   (X86_CR4_VME | X86_CR4_PVI | X86_CR4_TSD | X86_CR4_DE | \
-                     X86_CR4_PSE | X86_CR4_PAE | X86_CR4_MCE | X86_CR4_PGE | \
-                     X86_CR4_PCE | X86_CR4_OSFXSR | X86_CR4_OSXMMEXCPT | \
-                     X86_CR4_OSXSAVE)
+/*
+ * The CR4 bits this CPU implements (and CPUID advertises). VME/PVI
+ * (virtual-8086 extensions), MCE and the rest are #GP, as on a CPU
+ * without them, rather than accepted and ignored.
+ */
+#define CR4_KNOWN   (X86_CR4_TSD | X86_CR4_DE | X86_CR4_PSE | X86_CR4_PAE | \
+                     X86_CR4_PGE | X86_CR4_PCE | X86_CR4_OSFXSR | \
+                     X86_CR4_OSXMMEXCPT | X86_CR4_OSXSAVE)
 
 /* XCR0 components this CPU has: x87 and SSE. */
 #define XCR0_SUPPORTED  3ULL

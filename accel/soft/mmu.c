@@ -116,6 +116,19 @@ static void mark_dirty(SoftCPU *cpu, uint64_t gpa_page)
     }
 }
 
+/*
+ * The walker set accessed/dirty bits in the table at @table_gpa: a write
+ * like any other, for migration and for decoded code that shares the page.
+ */
+static void walker_wrote(SoftCPU *cpu, uint64_t table_gpa)
+{
+    mark_dirty(cpu, table_gpa & PAGE_MASK);
+    if (soft_code_page(table_gpa)) {
+        soft_code_written(table_gpa);
+        cpu->exit_block = 1;
+    }
+}
+
 /* Physical access for page-table entries: RAM only, else all ones. */
 static uint64_t *pte_ptr(SoftCPU *cpu, uint64_t gpa)
 {
@@ -189,19 +202,19 @@ static uint64_t page_walk(SoftCPU *cpu, uint64_t lin, int acc, bool user,
             page_fault(cpu, lin, err_base | PFERR_P);
         }
         if (!(pde & PTE_A)) {
-            mark_dirty(cpu, cpu->cr3 & 0xfffff000);
             __atomic_fetch_or(pde_p, (uint32_t)PTE_A, __ATOMIC_SEQ_CST);
+            walker_wrote(cpu, cpu->cr3 & 0xfffff000);
         }
         if (pte_p) {
             uint32_t set = PTE_A | (acc == ACC_WRITE ? PTE_D : 0);
             if ((pte & set) != set) {
-                mark_dirty(cpu, pde & 0xfffff000);
                 __atomic_fetch_or(pte_p, set, __ATOMIC_SEQ_CST);
+                walker_wrote(cpu, pde & 0xfffff000);
             }
         } else if (acc == ACC_WRITE && !(pde & PTE_D)) {
             /* With A already set the branch above did not report the PD page. */
-            mark_dirty(cpu, cpu->cr3 & 0xfffff000);
             __atomic_fetch_or(pde_p, (uint32_t)PTE_D, __ATOMIC_SEQ_CST);
+            walker_wrote(cpu, cpu->cr3 & 0xfffff000);
         }
         *global = leaf_global;
         return gpa;
@@ -272,9 +285,8 @@ static uint64_t page_walk(SoftCPU *cpu, uint64_t lin, int acc, bool user,
             set |= PTE_D;
         }
         if ((__atomic_load_n(ptrs[i], __ATOMIC_RELAXED) & set) != set) {
-            /* The walker's write reaches migration like any other. */
-            mark_dirty(cpu, ptr_gpa[i] & PAGE_MASK);
             __atomic_fetch_or(ptrs[i], set, __ATOMIC_SEQ_CST);
+            walker_wrote(cpu, ptr_gpa[i]);
         }
     }
     *global = leaf_global;

@@ -79,7 +79,6 @@ void cpus_resume_all(void);
  */
 void cpus_quiesce(void);
 void cpus_unquiesce(void);
-bool cpus_all_paused(void);
 
 /*
  * Auto-converge: keep every vCPU out of the guest for @percent of each

@@ -416,6 +416,61 @@ ud_handler:
 ud_prog_end:
 #undef PROG
 
+/*
+ * CR4 bits the CPU does not implement: each write is #GP(0) and leaves CR4
+ * as it was. r8 counts the faults, r9 holds CR4 at the end.
+ */
+#define PROG    cr4_prog
+    .globl cr4_prog, cr4_prog_end, cr4_handler
+cr4_prog:
+    xorl    %r8d, %r8d
+    movq    %cr4, %rbx
+    movq    %rbx, %rax
+    orq     $0x1, %rax              /* VME */
+    movq    %rax, %cr4
+    movq    %rbx, %rax
+    orq     $0x2, %rax              /* PVI */
+    movq    %rax, %cr4
+    movq    %rbx, %rax
+    orq     $0x40, %rax             /* MCE */
+    movq    %rax, %cr4
+    movq    %rbx, %rax
+    orq     $0x800, %rax            /* UMIP */
+    movq    %rax, %cr4
+    movq    %cr4, %r9
+    hlt
+cr4_handler:
+    incl    %r8d
+    addq    $8, %rsp                /* the error code */
+    addq    $3, (%rsp)              /* past the 3-byte mov to CR4 */
+    iretq
+cr4_prog_end:
+#undef PROG
+
+/*
+ * Code that shares a page with page tables: the immediate of a MOVABS at
+ * 0x4fee is the PTE of 0x1fe000 (0x4ff0). Reading 0x1fe000 makes the walker
+ * set that PTE's accessed bit, which must reach the decoded MOVABS:
+ * r8 = the PTE before, r9 = after.
+ */
+#define PROG    ptcode_prog
+    .globl ptcode_prog, ptcode_prog_end
+ptcode_prog:
+    movq    $0x1fe003, %rax         /* present, writable, accessed clear */
+    movq    %rax, 0x4ff0
+    movw    $0xb848, 0x4fee         /* movabs rax, imm64 (the PTE) */
+    movb    $0xc3, 0x4ff8           /* ret */
+    invlpg  0x1fe000
+    movl    $0x4fee, %ebx
+    call    *%rbx
+    movq    %rax, %r8
+    movq    0x1fe000, %rcx
+    call    *%rbx
+    movq    %rax, %r9
+    hlt
+ptcode_prog_end:
+#undef PROG
+
 /* Cross-modifying code: one vCPU patches a function another keeps calling. */
 #define PROG    xmc_prog
     .globl xmc_prog, xmc_prog_end, xmc_writer

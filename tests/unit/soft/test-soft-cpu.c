@@ -15,13 +15,14 @@
 PROG(rm_prog); PROG(lm_prog); PROG(pg32_prog); PROG(pf_prog); PROG(ring_prog);
 PROG(de_prog); PROG(rep_prog); PROG(smc_prog); PROG(lock_prog); PROG(dirty_prog);
 PROG(pse_dirty_prog); PROG(splitlock_prog); PROG(mtrr_prog);
-PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tscfreq_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
+PROG(hlt_prog); PROG(triple_prog); PROG(ud_prog); PROG(xmc_prog); PROG(xsave_prog); PROG(tscfreq_prog); PROG(cr4_prog); PROG(ptcode_prog); PROG(tf_prog); PROG(prot_prog); PROG(glob_prog);
 extern const uint8_t prot_pf[], prot_ud[];
 extern const uint8_t tf_handler[], splitlock_pf[];
 extern const uint8_t xmc_writer[];
 extern const uint8_t pf_handler[], ring_user[], ring_int80[], ring_syscall[], ring_ud[];
 extern const uint8_t ring_ud_insn[], ring_after_syscall[], de_handler[], de_insn[];
 extern const uint8_t rep_pf_handler[], hlt_irq[], ud_handler[], ud_insn[];
+extern const uint8_t cr4_handler[];
 
 #define LOAD64      0x10000
 /* Guest address of @label inside program @prog loaded at @load. */
@@ -908,6 +909,37 @@ static void test_xsave(void)
     vm_free(vm);
 }
 
+/* The walker's accessed/dirty writes reach decoded code in the same page. */
+static void test_walker_writes_code_page(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, ptcode_prog, ptcode_prog_end);
+    X86CPUState st;
+
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmphex(st.regs[X86_R8], ==, 0x1fe003);
+    g_assert_cmphex(st.regs[X86_R9], ==, 0x1fe023);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
+/* CR4 bits the CPU lacks are #GP(0), never silently accepted. */
+static void test_cr4_unimplemented_bits(void)
+{
+    TestVM *vm = vm_new();
+    SoftCPU *cpu = cpu_long(vm, cr4_prog, cr4_prog_end);
+    X86CPUState st;
+
+    set_gate(vm, 13, GADDR(cr4_prog, cr4_handler, LOAD64), 0, 0);
+    g_assert_cmpint(soft_cpu_run(cpu, 10000), ==, SOFT_EXIT_HALTED);
+    st = get_state(cpu);
+    g_assert_cmpuint(st.regs[X86_R8], ==, 4);
+    g_assert_cmphex(st.regs[X86_R9], ==, st.regs[X86_RBX]);
+    soft_cpu_free(cpu);
+    vm_free(vm);
+}
+
 /* CPUID 15H/16H report the hook's TSC rate, so a guest need not calibrate. */
 static void test_tsc_frequency_leaves(void)
 {
@@ -1062,6 +1094,8 @@ int main(int argc, char **argv)
     g_test_add_func("/soft-cpu/unimplemented-ud", test_unimplemented_ud);
     g_test_add_func("/soft-cpu/xsave", test_xsave);
     g_test_add_func("/soft-cpu/tsc-frequency-leaves", test_tsc_frequency_leaves);
+    g_test_add_func("/soft-cpu/cr4-unimplemented-bits", test_cr4_unimplemented_bits);
+    g_test_add_func("/soft-cpu/walker-writes-code-page", test_walker_writes_code_page);
     g_test_add_func("/soft-cpu/single-step", test_single_step);
     g_test_add_func("/soft-cpu/fault-loop-budget", test_fault_loop_budget);
     g_test_add_func("/soft-cpu/insn-limit", test_insn_limit);
