@@ -51,6 +51,21 @@ struct SoftJit {
 
 enum { SLOW_LOAD, SLOW_STORE };
 
+/*
+ * The lazy flags of a register-only ALU operation not yet stored: what is
+ * needed to store them later is still in host registers (the result, or
+ * for CMP/TEST the first operand, and the second operand or immediate),
+ * so a flag writer that the next one overwrites before anything can look
+ * costs no stores at all.
+ */
+typedef struct PendFlags {
+    bool valid;
+    uint8_t op;             /* ALU_ADD, ALU_SUB, ALU_AND/OR/XOR, ALU_CMP, ALU_TEST */
+    uint8_t size;
+    int8_t a, b;            /* guest registers: destination or first operand, source */
+    uint64_t imm;           /* the source when b < 0 */
+} PendFlags;
+
 typedef struct SlowPath {
     uint8_t kind;
     uint8_t seg;
@@ -60,6 +75,7 @@ typedef struct SlowPath {
     uint32_t off, len;      /* the instruction, relative to the entry RIP */
     uint8_t *jump;          /* rel32 of the branch into the stub */
     uint8_t *resume;
+    PendFlags flags;        /* flags to store before the helper can fault */
 } SlowPath;
 
 #define MAX_SLOW    (SOFT_BLOCK_INSNS * 2)
@@ -84,6 +100,7 @@ typedef struct JitCtx {
     unsigned uses[X86_NR_GPRS];
     uint16_t written;               /* guest registers the block writes */
     int8_t host_of[X86_NR_GPRS];    /* -1: in cpu->regs */
+    PendFlags pend;
 } JitCtx;
 
 /* ---- Encoding ---------------------------------------------------------- */
@@ -271,6 +288,64 @@ static void emit_epilogue(JitCtx *c)
 
 /* ---- Guest state ------------------------------------------------------- */
 
+enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP, ALU_TEST };
+
+/*
+ * Store the lazy flags @f describes, as the handlers record them. Clobbers
+ * rax, rcx, rdx and the host flags.
+ */
+static void flags_store(JitCtx *c, const PendFlags *f)
+{
+    bool w = f->size == 8;
+    unsigned a = (unsigned)c->host_of[f->a];
+    uint32_t cc = f->op == ALU_ADD ? CC_ADD :
+                  (f->op == ALU_SUB || f->op == ALU_CMP) ? CC_SUB : CC_LOGIC;
+
+    if (!f->valid) {
+        return;
+    }
+    emit_mov_rr(c, w, RDX, a);                  /* result, or CMP/TEST's first operand */
+    if (f->b >= 0) {
+        emit_mov_rr(c, w, RCX, (unsigned)c->host_of[f->b]);
+    } else {
+        emit_mov_imm64(c, RCX, w ? f->imm : (uint32_t)f->imm);
+    }
+    switch (f->op) {
+    case ALU_ADD:                               /* src1 = result - src2 */
+    case ALU_SUB:                               /* src1 = result + src2 */
+        emit_store64(c, RBX, CPU_OFF(cc_res), RDX);
+        emit_alu_rr(c, w, f->op == ALU_ADD ? ALU_SUB : ALU_ADD, RDX, RCX);
+        emit_store64(c, RBX, CPU_OFF(cc_src1), RDX);
+        emit_store64(c, RBX, CPU_OFF(cc_src2), RCX);
+        break;
+    case ALU_CMP:
+        emit_store64(c, RBX, CPU_OFF(cc_src1), RDX);
+        emit_store64(c, RBX, CPU_OFF(cc_src2), RCX);
+        emit_alu_rr(c, w, ALU_SUB, RDX, RCX);
+        emit_store64(c, RBX, CPU_OFF(cc_res), RDX);
+        break;
+    case ALU_TEST:
+        emit_alu_rr(c, w, ALU_AND, RDX, RCX);
+        emit_store64(c, RBX, CPU_OFF(cc_res), RDX);
+        break;
+    default:                                    /* AND, OR, XOR: the result */
+        emit_store64(c, RBX, CPU_OFF(cc_res), RDX);
+        break;
+    }
+    emit_op_mem(c, false, 0xc7, 0, RBX, -1, 0, CPU_OFF(cc_op));
+    emit4(c, cc);
+    emit_op_mem(c, false, 0xc6, 0, RBX, -1, 0, CPU_OFF(cc_size));
+    emit1(c, f->size);
+    c->flags_live = false;
+}
+
+/* Store the pending flags now: something may read them or fault. */
+static void flags_settle(JitCtx *c)
+{
+    flags_store(c, &c->pend);
+    c->pend.valid = false;
+}
+
 /* A guest register into a host one; 4-byte reads zero-extend. */
 static void load_greg(JitCtx *c, unsigned host, unsigned r, unsigned size)
 {
@@ -291,6 +366,17 @@ static void load_greg(JitCtx *c, unsigned host, unsigned r, unsigned size)
  */
 static void store_greg(JitCtx *c, unsigned r, unsigned host)
 {
+    if (c->pend.valid && (c->pend.a == (int)r || c->pend.b == (int)r)) {
+        /* The pending flags need the old value; settling clobbers rax-rdx. */
+        bool scratch = host == RAX || host == RCX || host == RDX;
+        if (scratch) {
+            emit_mov_rr(c, true, R15, host);
+        }
+        flags_settle(c);
+        if (scratch) {
+            emit_mov_rr(c, true, host, R15);
+        }
+    }
     if (c->counting) {
         c->uses[r]++;
         c->written |= 1u << r;
@@ -361,6 +447,7 @@ static void set_rips(JitCtx *c, uint32_t off, uint32_t len)
 /* Leave with cpu->rip = entry + @off (all counted). */
 static void exit_at(JitCtx *c, uint32_t off)
 {
+    flags_settle(c);
     regs_flush(c);
     count_pending(c, c->pending);
     emit_lea(c, RAX, R12, -1, 0, (int32_t)off);
@@ -379,6 +466,16 @@ static void branch_to_exit_stub(JitCtx *c, unsigned cc)
     }
 }
 
+/* The host register holding guest register @r, loading it into @scratch if none does. */
+static unsigned greg_host(JitCtx *c, unsigned r, unsigned scratch)
+{
+    if (c->host_of[r] >= 0) {
+        return (unsigned)c->host_of[r];
+    }
+    load_greg(c, scratch, r, 8);
+    return scratch;
+}
+
 /* The effective address (offset) of @in's memory operand into r14. */
 static void gen_ea(JitCtx *c, const Insn *in, uint32_t next_off)
 {
@@ -392,18 +489,18 @@ static void gen_ea(JitCtx *c, const Insn *in, uint32_t next_off)
             c->flags_live = false;
         }
     } else if (in->base >= 0) {
-        load_greg(c, R14, in->base, 8);
+        unsigned base = greg_host(c, in->base, R14);
         if (in->index >= 0) {
-            load_greg(c, RAX, in->index, 8);
-            emit_lea(c, R14, R14, RAX, in->scale, (int32_t)in->disp);
-        } else if (in->disp) {
-            emit_lea(c, R14, R14, -1, 0, (int32_t)in->disp);
+            unsigned index = greg_host(c, in->index, RAX);
+            emit_lea(c, R14, base, (int)index, in->scale, (int32_t)in->disp);
+        } else {
+            emit_lea(c, R14, base, -1, 0, (int32_t)in->disp);
         }
     } else {
         emit_mov_imm64(c, R14, (uint64_t)in->disp);
         if (in->index >= 0) {
-            load_greg(c, RAX, in->index, 8);
-            emit_lea(c, R14, R14, RAX, in->scale, 0);
+            unsigned index = greg_host(c, in->index, RAX);
+            emit_lea(c, R14, R14, (int)index, in->scale, 0);
         }
     }
     if (in->asize == 4) {
@@ -431,10 +528,10 @@ static void gen_mem(JitCtx *c, const Insn *in, int kind, unsigned size, bool mov
                     CPU_OFF(segs) + (int32_t)(in->seg * sizeof(X86Segment)) +
                     (int32_t)offsetof(X86Segment, base));
     }
+    /* The entry's offset: ((lin >> 12) & (TLB_SIZE - 1)) * 16 in two steps. */
     emit_mov_rr(c, true, RDX, RAX);
-    emit_shift_imm(c, true, SHIFT_SHR, RDX, 12);
-    emit_alu_imm(c, false, 4, RDX, TLB_SIZE - 1);
-    emit_shift_imm(c, false, SHIFT_SHL, RDX, 4);
+    emit_shift_imm(c, true, SHIFT_SHR, RDX, 8);
+    emit_alu_imm(c, false, 4, RDX, (TLB_SIZE - 1) << 4);
     emit_lea(c, RCX, RAX, -1, 0, (int32_t)(size - 1));
     emit_alu_imm(c, true, 4, RCX, (int32_t)PAGE_MASK);
     emit_op_mem(c, true, 0x3b, RCX, RBX, RDX, 0, tlb);                  /* cmp rcx, tag */
@@ -466,6 +563,7 @@ static void gen_mem(JitCtx *c, const Insn *in, int kind, unsigned size, bool mov
     s->pending = c->pending;
     s->off = off;
     s->len = in->len;
+    s->flags = c->pend;
     c->flags_live = false;
 }
 
@@ -478,6 +576,7 @@ static void gen_slow_paths(JitCtx *c)
         set_rips(c, s->off, s->len);
         /* Count what completed before it, for a fault; undone on return. */
         count_pending(c, s->pending);
+        flags_store(c, &s->flags);
         regs_flush(c);
         emit_mov_rr(c, true, RDI, RBX);
         emit_mov_imm64(c, RSI, s->seg);
@@ -519,8 +618,6 @@ static void gen_slow_paths(JitCtx *c)
 
 /* ---- Instructions ------------------------------------------------------ */
 
-enum { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP, ALU_TEST };
-
 /* Source of an ALU operand. */
 enum { OPND_REG, OPND_IMM, OPND_MEM };
 
@@ -537,10 +634,50 @@ static void gen_alu(JitCtx *c, const Insn *in, unsigned op, unsigned size, int d
     bool arith = op == ALU_ADD || op == ALU_SUB || op == ALU_CMP;
     uint32_t cc = op == ALU_ADD ? CC_ADD : arith ? CC_SUB : CC_LOGIC;
 
+    /*
+     * Registers held in host registers, distinct, and an immediate or
+     * register source: operate in place and leave the flags pending.
+     */
+    if (!c->counting && dst_kind == OPND_REG && c->host_of[dst_reg] >= 0 &&
+        (src_kind == OPND_IMM ||
+         (src_kind == OPND_REG && src_reg != dst_reg && c->host_of[src_reg] >= 0))) {
+        unsigned d = (unsigned)c->host_of[dst_reg];
+        unsigned hop = op == ALU_TEST ? 0 : op;
+
+        /* Overwritten before anything could look: the old pending flags are dead. */
+        c->pend.valid = false;
+        if (src_kind == OPND_IMM) {
+            int32_t imm = (int32_t)in->imm;
+            if (op == ALU_TEST) {
+                emit_rex(c, w, 0, 0, d);
+                emit1(c, 0xf7);                 /* test r/m, imm32 */
+                emit1(c, 0xc0 | (d & 7));
+                emit4(c, (uint32_t)imm);
+            } else {
+                emit_alu_imm(c, w, hop, d, imm);
+            }
+        } else if (op == ALU_TEST) {
+            emit_op_rr(c, w, 0x85, (unsigned)c->host_of[src_reg], d);
+        } else {
+            emit_alu_rr(c, w, hop, d, (unsigned)c->host_of[src_reg]);
+        }
+        c->pend = (PendFlags) {
+            .valid = true, .op = (uint8_t)op, .size = (uint8_t)size, .a = (int8_t)dst_reg,
+            .b = src_kind == OPND_REG ? (int8_t)src_reg : -1, .imm = in->imm,
+        };
+        c->flags_live = true;
+        return;
+    }
+    /* Recorded below in full: whatever was pending is dead. */
+    if (dst_kind != OPND_MEM && src_kind != OPND_MEM) {
+        c->pend.valid = false;
+    }
+
     /* A memory operand first: its fast path uses every scratch register. */
     if (dst_kind == OPND_MEM || src_kind == OPND_MEM) {
         gen_ea(c, in, off + in->len);
         gen_mem(c, in, SLOW_LOAD, size, false, off);
+        c->pend.valid = false;
     }
     if (dst_kind == OPND_MEM) {
         emit_mov_rr(c, true, RDX, RCX);
@@ -686,6 +823,7 @@ static void gen_call_handler(JitCtx *c, const Insn *in, uint32_t off, bool last)
     set_rips(c, off, in->len);
     count_pending(c, c->pending);
     c->pending = 0;
+    flags_settle(c);
     regs_flush(c);
     emit_mov_rr(c, true, RDI, RBX);
     emit_mov_imm64(c, RSI, (uint64_t)(uintptr_t)in);
@@ -719,6 +857,8 @@ static void gen_self_loop(JitCtx *c, uint8_t *body, unsigned n, const uint32_t *
 {
     uint8_t *out[4];
 
+    /* The next pass may fault before its first flag writer: store them. */
+    flags_settle(c);
     count_pending(c, c->pending);
     emit_op_mem(c, false, 0x81, 7, RBX, -1, 0, CPU_OFF(req));          /* cmp req, 0 */
     emit4(c, 0);
@@ -756,6 +896,7 @@ static void gen_branch(JitCtx *c, const Insn *in, uint32_t off, uint8_t *body, u
         if (c->flags_live) {
             taken = emit_jcc32(c, cc);
         } else {
+            flags_settle(c);
             regs_flush(c);
             emit_mov_rr(c, true, RDI, RBX);
             emit_mov_imm64(c, RSI, cc);
@@ -764,9 +905,12 @@ static void gen_branch(JitCtx *c, const Insn *in, uint32_t off, uint8_t *body, u
             regs_reload(c);                                             /* movs: flags stay */
             taken = emit_jcc32(c, CC_NE);
         }
+        PendFlags pend = c->pend;       /* exit_at() settles them on its path only */
+
         c->pending++;
         exit_at(c, off + in->len);
         c->pending--;
+        c->pend = pend;
         patch(c, taken, c->p);
     }
     c->pending++;
@@ -775,6 +919,7 @@ static void gen_branch(JitCtx *c, const Insn *in, uint32_t off, uint8_t *body, u
     } else {
         uint8_t *bad;
 
+        flags_settle(c);
         if (target == (int32_t)target) {
             emit_lea(c, RAX, R12, -1, 0, (int32_t)target);
         } else {

@@ -219,6 +219,22 @@ static void jit_case(CaseGen *g)
     in.imm_size = 4;
     in.imm = 0x5a5a;
     cg_emit(&c, &in, "mov r9d, 0x5a5a");
+
+    /*
+     * Sometimes a flag writer and a store that faults (the read-only page):
+     * the exception frame's RFLAGS are the flags the slow path stored.
+     */
+    if (cg_chance(g, 30)) {
+        in = enc_insn(size, 1, (uint8_t)(inline_alu[cg_below(g, 6)] * 8 + 1), 0, 0);
+        in.reg = b;
+        in.rm = enc_reg(a);
+        cg_emit(&c, &in, "%s %s, %s", alu_names[(in.opcode[0] >> 3) & 7],
+                enc_reg_name(a, size), enc_reg_name(b, size));
+        in = enc_insn(8, 1, 0x89, 0, 0);
+        in.reg = b;
+        in.rm = enc_mem(ENC_NONE, ENC_NONE, 1, (int32_t)DIFF_RO_ADDR);
+        cg_emit(&c, &in, "mov [ro], %s", enc_reg_name(b, 8));
+    }
     cg_commit(g, &c);
 }
 
