@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hw/char/serial.h"
+#include "hw/timer/mc146818rtc.h"
 #include "hw/virtio/virtio-devices.h"
 #include "hw/x86/acpi-build.h"
 #include "hw/x86/boot.h"
@@ -28,6 +29,7 @@ typedef struct PCMachine {
     int smp;
     X86Boot *boot;
     SerialState *serial[PC_MAX_SERIAL];
+    MC146818State *rtc;
 } PCMachine;
 
 static PCMachine *pc_machine;
@@ -132,6 +134,10 @@ bool pc_machine_init(const PCMachineConfig *cfg, GError **errp)
         }
     }
     pc_pm_init();
+    /* Battery-backed: its date and CMOS RAM survive a machine reset. */
+    pcm->rtc = mc146818_new();
+    mc146818_register_io(pcm->rtc);
+    mc146818_register_vmstate(pcm->rtc);
     /*
      * After the devices: loading re-drives their interrupt lines first,
      * then the irqchips take the source's state over those levels.

@@ -25,14 +25,9 @@ static void test_boot_smp(gconstpointer data)
 
     g_autofree char *ok1 = ferry_serial_wait(vm, "VERIFY OK", 30000);
     heartbeat_next(vm, &a);
-    g_autofree char *ok2 = ferry_serial_wait(vm, "VERIFY OK", 30000);
-    heartbeat_next(vm, &b);
     g_assert_cmpstr(a.token, ==, token);
-    g_assert_cmpstr(b.token, ==, token);
     /* Timer interrupts tick on every vCPU and the workload advances. */
-    g_assert_cmpuint(b.ticks, >, a.ticks);
-    g_assert_cmpuint(b.writes, >, a.writes);
-    g_assert_cmpuint(b.pass, >, a.pass);
+    heartbeat_wait_progress(vm, &a, &b, true, 30000);
     g_assert_false(ferry_serial_contains(vm, "VERIFY FAIL"));
 
     g_autoptr(JsonNode) cpus = ferry_qmp_ok(vm, "{'execute': 'query-cpus-fast'}");
@@ -60,8 +55,12 @@ static void test_stop_cont(void)
 
     ferry_qmp_ok(vm, "{'execute': 'cont'}");
     g_autoptr(JsonNode) resume = ferry_qmp_wait_event(vm, "RESUME", 5000);
-    heartbeat_next(vm, &after);
-    g_assert_cmpstr(after.token, ==, token);
+    /* Its timers tick again (a heartbeat at once may still show the old count). */
+    gint64 deadline = g_get_monotonic_time() + (gint64)ferry_timeout(20000) * 1000;
+    do {
+        heartbeat_next(vm, &after);
+        g_assert_cmpstr(after.token, ==, token);
+    } while (after.ticks <= before.ticks && g_get_monotonic_time() < deadline);
     g_assert_cmpuint(after.ticks, >, before.ticks);
     g_autofree char *ok = ferry_serial_wait(vm, "VERIFY OK", 30000);
     g_assert_cmpint(ferry_vm_quit(vm), ==, 0);

@@ -2,9 +2,11 @@
  * virtio-blk and virtio-net as a guest uses them: the test kernel reads
  * its disk, writes it (the image file on the host changes), and talks to
  * slirp's gateway over ARP. Both ways of attaching a disk, and a
- * read-only one that must stay untouched.
+ * read-only one that must stay untouched. The CMOS clock's date, as a
+ * guest reads it through ports 0x70/0x71.
  */
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testkernel.h"
@@ -104,6 +106,40 @@ static void test_net_slirp(void)
     g_assert_cmpint(ferry_vm_quit(vm), ==, 0);
 }
 
+static unsigned rtc_bcd(FerryVM *vm, uint8_t reg)
+{
+    ferry_outb(vm, 0x70, reg);
+    uint8_t v = ferry_inb(vm, 0x71);
+    return (v >> 4) * 10 + (v & 0xf);
+}
+
+static int64_t rtc_date(FerryVM *vm)
+{
+    struct tm tm = {
+        .tm_sec = (int)rtc_bcd(vm, 0x00), .tm_min = (int)rtc_bcd(vm, 0x02),
+        .tm_hour = (int)rtc_bcd(vm, 0x04), .tm_mday = (int)rtc_bcd(vm, 0x07),
+        .tm_mon = (int)rtc_bcd(vm, 0x08) - 1,
+        .tm_year = (int)(rtc_bcd(vm, 0x32) * 100 + rtc_bcd(vm, 0x09)) - 1900,
+    };
+    return (int64_t)timegm(&tm);
+}
+
+/* The date is the host's (UTC); one the guest sets survives a reset. */
+static void test_rtc_date(void)
+{
+    FerryVM *vm = ferry_vm_start("-S -m 64");
+    int64_t before = (int64_t)time(NULL);
+    int64_t got = rtc_date(vm);
+    g_assert_cmpint(got, >=, before);
+    g_assert_cmpint(got, <=, (int64_t)time(NULL));
+
+    ferry_outb(vm, 0x70, 0x09);
+    ferry_outb(vm, 0x71, 0x45);                     /* the year ..45 */
+    g_autoptr(JsonNode) r = ferry_qmp_ok(vm, "{'execute': 'system_reset'}");
+    g_assert_cmpuint(rtc_bcd(vm, 0x09), ==, 45);
+    g_assert_cmpint(ferry_vm_quit(vm), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -111,5 +147,6 @@ int main(int argc, char **argv)
     g_test_add_func("/devices/virtio-blk/device", test_disk_device);
     g_test_add_func("/devices/virtio-blk/readonly", test_disk_readonly);
     g_test_add_func("/devices/virtio-net/slirp-arp", test_net_slirp);
+    g_test_add_func("/devices/rtc/date", test_rtc_date);
     return g_test_run();
 }

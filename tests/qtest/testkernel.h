@@ -35,6 +35,34 @@ static inline void heartbeat_next(FerryVM *vm, Heartbeat *hb)
     heartbeat_parse(line, hb);
 }
 
+/*
+ * Wait for a heartbeat that shows the guest alive since @a: its timers
+ * ticking, its verification passes completing and (with @writes) its
+ * workload writing beyond @a's, with the same boot token. Heartbeats,
+ * passes and VERIFY OK lines each keep their own schedule, and a vCPU or
+ * timer thread may wait for a host core, so the next heartbeat alone
+ * proves nothing: poll them until @timeout_ms (scaled), then assert on the
+ * last one seen.
+ */
+static inline void heartbeat_wait_progress(FerryVM *vm, const Heartbeat *a, Heartbeat *b,
+                                           bool writes, int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)ferry_timeout(timeout_ms) * 1000;
+
+    for (;;) {
+        heartbeat_next(vm, b);
+        g_assert_cmpstr(b->token, ==, a->token);
+        if (b->ticks > a->ticks && b->pass > a->pass && (!writes || b->writes > a->writes)) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_assert_cmpuint(b->ticks, >, a->ticks);
+            g_assert_cmpuint(b->pass, >, a->pass);
+            g_assert_cmpuint(b->writes, >, a->writes);
+        }
+    }
+}
+
 /* Start the test kernel; returns once it printed its boot token (copied to @token). */
 static inline FerryVM *testkernel_start(const char *kernel, const char *extra, int smp,
                                         const char *append, char token[17])
