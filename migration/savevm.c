@@ -28,6 +28,12 @@ typedef struct SaveStateEntry {
     void *opaque;
     bool loaded;                        /* destination: a START/FULL section arrived */
     bool ended;                         /* destination: a live participant's END arrived */
+    /*
+     * An older form of other registrations' state (vmstate_register_old_form()):
+     * never saved, never required; loading it stands for loading those.
+     */
+    char **replaces;
+    bool optional;                      /* may be absent from a stream */
 } SaveStateEntry;
 
 static GPtrArray *savevm_entries;
@@ -40,23 +46,58 @@ static GPtrArray *savevm_list(void)
     return savevm_entries;
 }
 
+/* The registration of (@idstr, @instance_id) in its current form (not an old one). */
 static SaveStateEntry *savevm_find(const char *idstr, uint32_t instance_id)
 {
     GPtrArray *list = savevm_list();
     for (guint i = 0; i < list->len; i++) {
         SaveStateEntry *se = g_ptr_array_index(list, i);
-        if (se->instance_id == instance_id && strcmp(se->idstr, idstr) == 0) {
+        if (!se->replaces && se->instance_id == instance_id && strcmp(se->idstr, idstr) == 0) {
             return se;
         }
     }
     return NULL;
 }
 
+static bool savevm_version_ok(const SaveStateEntry *se, uint32_t version_id)
+{
+    int min = se->vmsd ? se->vmsd->minimum_version_id : 0;
+    return version_id <= (uint32_t)se->version_id && (int64_t)version_id >= min;
+}
+
+/*
+ * Who loads a section (@idstr, @instance_id) of @version_id: the current
+ * form if it takes that version, else an old form of the same name that
+ * does (a section whose layout changed with its version), else the
+ * current form (which then refuses the version), else an old form.
+ */
+static SaveStateEntry *savevm_find_for_load(const char *idstr, uint32_t instance_id,
+                                            uint32_t version_id)
+{
+    GPtrArray *list = savevm_list();
+    SaveStateEntry *cur = savevm_find(idstr, instance_id), *old = NULL;
+
+    if (cur && savevm_version_ok(cur, version_id)) {
+        return cur;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        SaveStateEntry *se = g_ptr_array_index(list, i);
+        if (se->replaces && se->instance_id == instance_id && strcmp(se->idstr, idstr) == 0) {
+            if (savevm_version_ok(se, version_id)) {
+                return se;
+            }
+            old = old ? old : se;
+        }
+    }
+    return cur ? cur : old;
+}
+
 static void savevm_add(SaveStateEntry *se)
 {
     GPtrArray *list = savevm_list();
     g_assert(strlen(se->idstr) <= 255);
-    g_assert(!savevm_find(se->idstr, se->instance_id));
+    /* An old form may share its name with the current one (told apart by version). */
+    g_assert(se->replaces || !savevm_find(se->idstr, se->instance_id));
     se->section_id = list->len;
     g_ptr_array_add(list, se);
 }
@@ -85,12 +126,42 @@ void vmstate_register(const char *idstr, uint32_t instance_id,
     savevm_add(se);
 }
 
+void vmstate_register_old_form(const char *idstr, uint32_t instance_id,
+                               const VMStateDescription *vmsd, void *opaque,
+                               const char *const *replaces)
+{
+    SaveStateEntry *se = g_new0(SaveStateEntry, 1);
+    se->idstr = g_strdup(idstr ? idstr : vmsd->name);
+    se->instance_id = instance_id;
+    se->version_id = vmsd->version_id;
+    se->vmsd = vmsd;
+    se->opaque = opaque;
+    se->replaces = g_strdupv((char **)replaces);
+    savevm_add(se);
+}
+
+void vmstate_register_optional(const char *idstr, uint32_t instance_id,
+                               const VMStateDescription *vmsd, void *opaque)
+{
+    vmstate_register(idstr, instance_id, vmsd, opaque);
+    savevm_find(idstr ? idstr : vmsd->name, instance_id)->optional = true;
+}
+
+void vmstate_register_load_only(const char *idstr, uint32_t instance_id,
+                                const VMStateDescription *vmsd, void *opaque)
+{
+    static const char *const nothing[] = { NULL };
+    vmstate_register_old_form(idstr, instance_id, vmsd, opaque, nothing);
+}
+
 void unregister_savevm(const char *idstr, uint32_t instance_id)
 {
-    SaveStateEntry *se = savevm_find(idstr, instance_id);
-    if (se) {
+    SaveStateEntry *se;
+    while ((se = savevm_find(idstr, instance_id)) ||
+           (se = savevm_find_for_load(idstr, instance_id, 0))) {
         g_ptr_array_remove(savevm_list(), se);
         g_free(se->idstr);
+        g_strfreev(se->replaces);
         g_free(se);
     }
 }
@@ -157,6 +228,22 @@ static void savevm_put_configuration(QEMUFile *f)
     }
     /* Whose vCPU and interrupt-controller state the device sections carry. */
     CFG_PUT_STR(accel_current()->name);
+    /*
+     * What the guest sees of its CPU (absent in older streams, and for an
+     * accelerator whose state moves nowhere else): 1, the CPUID words,
+     * the TSC rate in kHz, kvmclock offered (0/1).
+     */
+    if (accel_current()->guest_abi) {
+        AccelGuestABI abi = { 0 };
+        accel_current()->guest_abi(&abi);
+        accel_guest_abi_mask(&abi);
+        CFG_PUT(1, 1);
+        for (int i = 0; i < ACCEL_CPUID_WORDS; i++) {
+            CFG_PUT(abi.cpuid[i], 4);
+        }
+        CFG_PUT(abi.tsc_khz, 4);
+        CFG_PUT(abi.kvmclock, 1);
+    }
 #undef CFG_PUT
 #undef CFG_PUT_STR
 
@@ -243,7 +330,7 @@ bool qemu_savevm_state_complete_precopy(QEMUFile *f, GError **errp)
     }
     for (guint i = 0; i < list->len; i++) {
         SaveStateEntry *se = g_ptr_array_index(list, i);
-        if (!se->vmsd) {
+        if (!se->vmsd || se->replaces) {
             continue;
         }
         save_section_header(f, se, FERRY_VM_SECTION_FULL);
@@ -371,6 +458,61 @@ static bool loadvm_check_multifd(QEMUFile *f, ConfigReader *r, GError **errp)
                               qemu_file_channel(f), errp);
 }
 
+/*
+ * The source's accelerator and what its guest saw of the CPU (@src, NULL
+ * in older streams), against this VM. Device state moves between KVM and
+ * the software CPU in the neutral forms, as long as the guest keeps what
+ * it relies on: no CPUID feature it was offered goes away, its TSC keeps
+ * its rate, and kvmclock only on KVM. Anything else is refused here,
+ * before any state is loaded, with what differs.
+ */
+static bool loadvm_check_guest_abi(const char *accel, const AccelGuestABI *src, GError **errp)
+{
+    const AccelOps *ops = accel_current();
+    bool same = strcmp(accel, ops->name) == 0;
+
+    if (!same && (!src || !ops->guest_abi || !ops->adopt_guest_abi)) {
+        g_autofree char *quoted = g_strescape(accel, NULL);
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "accelerator mismatch: the source ran on %s, this VM runs on %s, and "
+                    "their vCPU and interrupt controller state differ (use the same -accel "
+                    "on both sides)", quoted, ops->name);
+        return false;
+    }
+    if (!src || !ops->guest_abi) {
+        return true;
+    }
+    AccelGuestABI here = { 0 };
+    ops->guest_abi(&here);
+    accel_guest_abi_mask(&here);
+    GString *lacking = g_string_new(NULL);
+    for (int i = 0; i < ACCEL_CPUID_WORDS; i++) {
+        uint32_t bits = src->cpuid[i] & ~here.cpuid[i];
+        if (bits) {
+            g_autofree char *names = accel_cpuid_bit_names(i, bits);
+            g_string_append_printf(lacking, "%s%s", lacking->len ? " " : "", names);
+        }
+    }
+    if (lacking->len) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "CPU features the source offered and this %s CPU lacks: %s (start the "
+                    "source with a CPU model both sides offer, such as -cpu qemu64)", ops->name,
+                    lacking->str);
+        g_string_free(lacking, TRUE);
+        return false;
+    }
+    g_string_free(lacking, TRUE);
+    if (src->kvmclock && strcmp(ops->name, "kvm") != 0) {
+        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "the source's CPU offers kvmclock (KVM's paravirtual clock, which its "
+                    "guest may use), which %s does not emulate (a CPU model without KVM's "
+                    "paravirtual leaves, such as -cpu qemu64, keeps a guest off kvmclock)",
+                    ops->name);
+        return false;
+    }
+    return (same && src->tsc_khz == here.tsc_khz) || ops->adopt_guest_abi(src, errp);
+}
+
 static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
 {
     if (qemu_get_byte(f) != FERRY_VM_CONFIGURATION) {
@@ -442,18 +584,19 @@ static bool loadvm_check_configuration(QEMUFile *f, GError **errp)
     }
     /* Streams from before the software CPU carry no accelerator: they are KVM's. */
     g_autofree char *accel = r.left > 0 ? cfg_get_str(&r) : g_strdup("kvm");
+    AccelGuestABI abi = { 0 };
+    bool has_abi = r.left > 0 && cfg_get(&r, 1) == 1;
+    for (int i = 0; has_abi && i < ACCEL_CPUID_WORDS; i++) {
+        abi.cpuid[i] = (uint32_t)cfg_get(&r, 4);
+    }
+    if (has_abi) {
+        abi.tsc_khz = (uint32_t)cfg_get(&r, 4);
+        abi.kvmclock = cfg_get(&r, 1) != 0;
+    }
     if (r.bad) {
         return loadvm_fail(errp, f, "malformed configuration section");
     }
-    if (strcmp(accel, accel_current()->name) != 0) {
-        g_autofree char *quoted = g_strescape(accel, NULL);
-        g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "accelerator mismatch: the source ran on %s, this VM runs on %s, and "
-                    "their vCPU and interrupt controller state differ (use the same -accel "
-                    "on both sides)", quoted, accel_current()->name);
-        return false;
-    }
-    return true;
+    return loadvm_check_guest_abi(accel, has_abi ? &abi : NULL, errp);
 }
 
 static bool loadvm_check_footer(QEMUFile *f, SaveStateEntry *se, uint32_t section_id,
@@ -548,7 +691,7 @@ static bool loadvm_sections(QEMUFile *f, GError **errp)
                             "section '%s': id %u out of range", idstr, section_id);
                 return false;
             }
-            SaveStateEntry *se = savevm_find(idstr, instance_id);
+            SaveStateEntry *se = savevm_find_for_load(idstr, instance_id, version_id);
             if (!se) {
                 g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                             "unknown section '%s' (instance %u): the source has a device "
@@ -573,6 +716,13 @@ static bool loadvm_sections(QEMUFile *f, GError **errp)
                 return false;
             }
             se->loaded = true;
+            /* An older form of other registrations' state stands for them. */
+            for (char **r = se->replaces; r && *r; r++) {
+                SaveStateEntry *new_form = savevm_find(*r, instance_id);
+                if (new_form) {
+                    new_form->loaded = true;
+                }
+            }
             break;
         }
         case FERRY_VM_SECTION_PART:
@@ -645,7 +795,7 @@ bool qemu_loadvm_state(QEMUFile *f, GError **errp)
     GPtrArray *list = savevm_list();
     for (guint i = 0; i < list->len; i++) {
         SaveStateEntry *se = g_ptr_array_index(list, i);
-        if (se->vmsd && !se->loaded) {
+        if (se->vmsd && !se->loaded && !se->replaces && !se->optional) {
             g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                         "the stream has no state for '%s' (instance %u): this VM has a "
                         "device the source lacks", se->idstr, se->instance_id);

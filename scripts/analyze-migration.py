@@ -206,6 +206,16 @@ class Analyzer:
                 comp = c.u32("multifd compression")
                 multifd = {"uuid": uuid.hex(), "channels": channels,
                            "compression": MULTIFD_COMPRESSION.get(comp, "unknown %d" % comp)}
+            # The source's accelerator (absent in older streams: kvm), then
+            # what its guest saw of the CPU (absent in older streams, qtest).
+            accel = c.counted("accelerator") if c.pos < c.end else None
+            guest_cpu = None
+            if c.pos < c.end and c.u8("guest CPU flag") == 1:
+                words = [c.u32("CPUID word") for _ in range(8)]
+                tsc_khz = c.u32("TSC kHz")
+                kvmclock = c.u8("kvmclock")
+                guest_cpu = {"cpuid": ["0x%08x" % w for w in words], "tsc_khz": tsc_khz,
+                             "kvmclock": bool(kvmclock)}
         except StreamError as e:
             raise StreamError(e.offset, "malformed configuration section: " + e.message)
         if page_size != PAGE_SIZE:
@@ -219,6 +229,8 @@ class Analyzer:
             "vcpus": vcpus,
             "ram_blocks": [{"id": quote(b), "size": s} for b, s in blocks],
             "multifd": multifd,
+            "accelerator": quote(accel) if accel is not None else None,
+            "guest_cpu": guest_cpu,
             "unused_bytes": c.end - c.pos,
         }
 
@@ -532,6 +544,12 @@ def print_text(name, res, out):
             w("%26s multifd: %d channels, compression %s, migration %s (pages travel on "
               "the channels, not in this stream)\n"
               % ("", m["channels"], m["compression"], m["uuid"]))
+        if c.get("accelerator"):
+            w("%26s accelerator '%s'\n" % ("", c["accelerator"]))
+        if c.get("guest_cpu"):
+            g = c["guest_cpu"]
+            w("%26s guest CPU: CPUID %s, TSC %d kHz, kvmclock %s\n"
+              % ("", " ".join(g["cpuid"]), g["tsc_khz"], "offered" if g["kvmclock"] else "no"))
         if c["unused_bytes"]:
             w("%26s %d unused bytes at the end\n" % ("", c["unused_bytes"]))
     for s in res["sections"]:

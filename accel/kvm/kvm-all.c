@@ -255,9 +255,11 @@ static void kvm_set_irq(int irq, int level)
 
 static bool kvm_check_cpu_model(const char *model, GError **errp)
 {
-    if (model && strcmp(model, "host") != 0 && strcmp(model, "max") != 0) {
+    if (model && strcmp(model, "host") != 0 && strcmp(model, "max") != 0 &&
+        strcmp(model, "qemu64") != 0) {
         g_set_error(errp, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "-cpu %s: KVM offers 'host' and 'max' (the host's CPU)", model);
+                    "-cpu %s: KVM offers 'host' and 'max' (the host's CPU) and 'qemu64' (the "
+                    "software CPU's features)", model);
         return false;
     }
     return true;
@@ -265,7 +267,11 @@ static bool kvm_check_cpu_model(const char *model, GError **errp)
 
 static bool kvm_accel_init(const AccelCPUConfig *cfg, GError **errp)
 {
-    return kvm_init(errp);
+    if (!kvm_init(errp)) {
+        return false;
+    }
+    kvm_state->portable = cfg->model && strcmp(cfg->model, "qemu64") == 0;
+    return true;
 }
 
 static void kvm_cpu_signature(uint32_t *eax, uint32_t *edx)
@@ -312,4 +318,6 @@ const AccelOps accel_kvm_ops = {
     .register_vmstate = kvm_irqchip_register_vmstate,
     .set_irq = kvm_set_irq,
     .cpu_signature = kvm_cpu_signature,
+    .guest_abi = kvm_guest_abi,
+    .adopt_guest_abi = kvm_adopt_guest_abi,
 };

@@ -2,7 +2,10 @@
  * Per-vCPU state for migration: what KVM holds for a vCPU, fetched into a
  * plain struct before saving (pre_save) and put back after loading
  * (post_load), described field by field so the stream is independent of
- * the host's struct layouts.
+ * the host's struct layouts. It travels as the neutral X86CPUState
+ * ("x86-cpu") plus a KVM-only section ("kvm-cpu") with the rest (see "The
+ * neutral form" below); KVM's whole vCPU in one section ("cpu") is what
+ * older streams carry, and still loads.
  *
  * Saved: general registers, system registers (KVM_GET_SREGS2 with the
  * PAE PDPTRs where KVM has it), the XSAVE area (its size from
@@ -27,6 +30,7 @@
 #include <sys/ioctl.h>
 
 #include "accel/kvm.h"
+#include "hw/x86/cpu-vmstate.h"
 #include "migration/register.h"
 #include "migration/vmstate.h"
 
@@ -147,6 +151,17 @@ struct KVMCPUMigState {
     uint32_t tsc_khz;           /* 0: unknown on the source */
     uint32_t nmsrs;
     KVMCPUMsr msrs[KVM_CPU_MAX_MSRS];
+
+    /*
+     * The KVM-only section ("kvm-cpu"): what X86CPUState cannot hold. The
+     * PDPTRs, XCRs, events, MP state and TSC frequency above
+     * travel in it too; these hold the rest.
+     */
+    KVMCPUXsave xsave_tail;     /* the XSAVE area past X86_XSAVE_MAX */
+    uint32_t nextra;
+    KVMCPUMsr extra[KVM_CPU_MAX_MSRS];  /* MSRs X86CPUState has no field for */
+    bool extra_loaded;          /* loaded, waiting for the neutral state */
+    bool events_written;        /* events: what the neutral state last put in */
 };
 
 /* ---- MSRs this host's KVM saves and restores ---- */
@@ -469,9 +484,9 @@ static bool kvm_cpu_get_msrs_all(KVMCPUMigState *st, GError **errp)
     return true;
 }
 
-static bool kvm_cpu_pre_save(void *opaque, GError **errp)
+/* Read everything KVM holds for the vCPU into @st. */
+static bool kvm_cpu_read(KVMCPUMigState *st, GError **errp)
 {
-    KVMCPUMigState *st = opaque;
     CPUState *cpu = st->cpu;
     int r;
 
@@ -506,6 +521,11 @@ static bool kvm_cpu_pre_save(void *opaque, GError **errp)
         st->tsc_khz = r > 0 ? (uint32_t)r : 0;
     }
     return kvm_cpu_get_msrs_all(st, errp);
+}
+
+static bool kvm_cpu_pre_save(void *opaque, GError **errp)
+{
+    return kvm_cpu_read(opaque, errp);
 }
 
 /* The source's TSC frequency here: the same, scaled to, or close enough. */
@@ -595,6 +615,8 @@ static bool kvm_cpu_put_msrs(KVMCPUMigState *st, bool deadline, GError **errp)
     return true;
 }
 
+static bool kvm_cpu_check_events(KVMCPUMigState *st, GError **errp);
+
 /* Everything that can be refused is refused before KVM is touched. */
 static bool kvm_cpu_check_loaded(KVMCPUMigState *st, GError **errp)
 {
@@ -627,6 +649,13 @@ static bool kvm_cpu_check_loaded(KVMCPUMigState *st, GError **errp)
             }
         }
     }
+    return kvm_cpu_check_events(st, errp) && kvm_cpu_check_tsc_khz(st, false, errp);
+}
+
+/* Pending events this side can restore. */
+static bool kvm_cpu_check_events(KVMCPUMigState *st, GError **errp)
+{
+    CPUState *cpu = st->cpu;
     uint32_t known = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
                      KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
     if ((st->events.flags & KVM_VCPUEVENT_VALID_PAYLOAD) && st->events.exception_has_payload) {
@@ -646,16 +675,35 @@ static bool kvm_cpu_check_loaded(KVMCPUMigState *st, GError **errp)
                     st->events.flags);
         return false;
     }
-    return kvm_cpu_check_tsc_khz(st, false, errp);
+    return true;
 }
 
-static bool kvm_cpu_post_load(void *opaque, int version_id, GError **errp)
+/* The pending events, with the validity flags this side restores. */
+static bool kvm_cpu_put_events(KVMCPUMigState *st, GError **errp)
 {
-    KVMCPUMigState *st = opaque;
+    struct kvm_vcpu_events events = st->events;
+    events.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+                   (st->events.flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM));
+    events.exception_has_payload = 0;
+    events.exception_payload = 0;
+    events.triple_fault.pending = 0;
+    memset(events.reserved, 0, sizeof(events.reserved));
+    int r = kvm_vcpu_ioctl(st->cpu, KVM_SET_VCPU_EVENTS, &events);
+    return r < 0 ? kvm_cpu_ioctl_fail(errp, st->cpu, r, "KVM_SET_VCPU_EVENTS") : true;
+}
+
+/*
+ * Write @st into KVM, in the order KVM needs; checked by
+ * kvm_cpu_check_loaded(). Without @lapic the LAPIC page is left alone:
+ * in the neutral form it loads afterwards ("apic", then
+ * kvm_cpu_after_lapic_load()).
+ */
+static bool kvm_cpu_write(KVMCPUMigState *st, bool lapic, GError **errp)
+{
     CPUState *cpu = st->cpu;
     int r;
 
-    if (!kvm_cpu_check_loaded(st, errp) || !kvm_cpu_check_tsc_khz(st, true, errp)) {
+    if (!kvm_cpu_check_tsc_khz(st, true, errp)) {
         return false;
     }
     if ((r = kvm_vcpu_ioctl(cpu, KVM_SET_REGS, &st->regs)) < 0) {
@@ -676,21 +724,11 @@ static bool kvm_cpu_post_load(void *opaque, int version_id, GError **errp)
     if ((r = kvm_vcpu_ioctl(cpu, KVM_SET_MP_STATE, &mp)) < 0) {
         return kvm_cpu_ioctl_fail(errp, cpu, r, "KVM_SET_MP_STATE %u", st->mp_state);
     }
-    if ((r = kvm_vcpu_ioctl(cpu, KVM_SET_LAPIC, &st->lapic)) < 0) {
+    if (lapic && (r = kvm_vcpu_ioctl(cpu, KVM_SET_LAPIC, &st->lapic)) < 0) {
         return kvm_cpu_ioctl_fail(errp, cpu, r, "KVM_SET_LAPIC");
     }
-    if (!kvm_cpu_put_msrs(st, true, errp)) {
+    if (!kvm_cpu_put_msrs(st, true, errp) || !kvm_cpu_put_events(st, errp)) {
         return false;
-    }
-    struct kvm_vcpu_events events = st->events;
-    events.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
-                   (st->events.flags & (KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM));
-    events.exception_has_payload = 0;
-    events.exception_payload = 0;
-    events.triple_fault.pending = 0;
-    memset(events.reserved, 0, sizeof(events.reserved));
-    if ((r = kvm_vcpu_ioctl(cpu, KVM_SET_VCPU_EVENTS, &events)) < 0) {
-        return kvm_cpu_ioctl_fail(errp, cpu, r, "KVM_SET_VCPU_EVENTS");
     }
     struct kvm_debugregs dbg = st->debugregs;
     dbg.flags = 0;
@@ -699,6 +737,370 @@ static bool kvm_cpu_post_load(void *opaque, int version_id, GError **errp)
         return kvm_cpu_ioctl_fail(errp, cpu, r, "KVM_SET_DEBUGREGS");
     }
     return true;
+}
+
+static bool kvm_cpu_post_load(void *opaque, int version_id, GError **errp)
+{
+    KVMCPUMigState *st = opaque;
+
+    st->extra_loaded = false;
+    st->events_written = false;
+    return kvm_cpu_check_loaded(st, errp) && kvm_cpu_write(st, true, errp);
+}
+
+/*
+ * ---- The neutral form ----
+ *
+ * A vCPU migrates as ("x86-cpu", n), the neutral X86CPUState every
+ * accelerator saves (hw/x86/cpu-vmstate.c), plus ("kvm-cpu", n), what
+ * that form cannot hold: the PAE PDPTRs, the XSAVE area past
+ * X86_XSAVE_MAX, the XCRs, KVM's events and MP state in full, the TSC
+ * frequency and the MSRs X86CPUState has no field for (paravirtual, PMU,
+ * SPEC_CTRL, ...). The LAPIC travels in the user-space model's form
+ * ("apic", n, kvm-irqchip.c), loaded after both. Where both carry a value (XCR0, the
+ * events' neutral part) the neutral one wins; the KVM-only one refines it
+ * (an exception injected or pending, an NMI being injected, ...).
+ *
+ * "kvm-cpu" loads first and only parks its part here (extra_loaded);
+ * loading "x86-cpu" calls kvm_vcpu_set_state(), which merges both into
+ * one KVMCPUMigState, checks it and writes it as the old "cpu" did, but
+ * for the LAPIC: loading "apic" writes it, then the TSC deadline and the
+ * events again (kvm_cpu_after_lapic_load()), KVM's order.
+ * Without a parked part (the boot loader, a stream of another
+ * accelerator) the vCPU's own current state completes the neutral one.
+ */
+
+#define KVM_NEUTRAL_MSR(f) ((int)offsetof(X86CPUState, f))
+
+/* Where X86CPUState holds MSR @index (a byte offset), or -1. */
+static int kvm_cpu_neutral_msr_offset(uint32_t index)
+{
+    switch (index) {
+    case X86_MSR_TSC:               return KVM_NEUTRAL_MSR(tsc);
+    case X86_MSR_TSC_ADJUST:        return KVM_NEUTRAL_MSR(tsc_adjust);
+    case X86_MSR_TSC_AUX:           return KVM_NEUTRAL_MSR(tsc_aux);
+    case X86_MSR_TSC_DEADLINE:      return KVM_NEUTRAL_MSR(tsc_deadline);
+    case X86_MSR_STAR:              return KVM_NEUTRAL_MSR(star);
+    case X86_MSR_LSTAR:             return KVM_NEUTRAL_MSR(lstar);
+    case X86_MSR_CSTAR:             return KVM_NEUTRAL_MSR(cstar);
+    case X86_MSR_SFMASK:            return KVM_NEUTRAL_MSR(sfmask);
+    case X86_MSR_KERNEL_GS_BASE:    return KVM_NEUTRAL_MSR(kernel_gs_base);
+    case X86_MSR_SYSENTER_CS:       return KVM_NEUTRAL_MSR(sysenter_cs);
+    case X86_MSR_SYSENTER_ESP:      return KVM_NEUTRAL_MSR(sysenter_esp);
+    case X86_MSR_SYSENTER_EIP:      return KVM_NEUTRAL_MSR(sysenter_eip);
+    case X86_MSR_PAT:               return KVM_NEUTRAL_MSR(pat);
+    case X86_MSR_MISC_ENABLE:       return KVM_NEUTRAL_MSR(misc_enable);
+    case X86_MSR_MTRR_DEF_TYPE:     return KVM_NEUTRAL_MSR(mtrr_def_type);
+    default:
+        break;
+    }
+    if (index >= X86_MSR_MTRR_PHYSBASE0 && index < X86_MSR_MTRR_PHYSBASE0 + 2 * X86_MTRR_NR_VAR) {
+        return KVM_NEUTRAL_MSR(mtrr_var) + 8 * (int)(index - X86_MSR_MTRR_PHYSBASE0);
+    }
+    for (int i = 0; i < X86_MTRR_NR_FIXED; i++) {
+        if (index == x86_mtrr_fixed_msr(i)) {
+            return KVM_NEUTRAL_MSR(mtrr_fixed) + 8 * i;
+        }
+    }
+    return -1;
+}
+
+/* The field of @st that holds MSR @index, or NULL. */
+static uint64_t *kvm_cpu_neutral_msr(X86CPUState *st, uint32_t index)
+{
+    int off = kvm_cpu_neutral_msr_offset(index);
+    return off < 0 ? NULL : (uint64_t *)((char *)st + off);
+}
+
+static bool kvm_cpu_msr_is_neutral(uint32_t index)
+{
+    return kvm_cpu_neutral_msr_offset(index) >= 0;
+}
+
+static X86MPState kvm_cpu_mp_to_neutral(uint32_t mp)
+{
+    switch (mp) {
+    case KVM_MP_STATE_HALTED:
+        return X86_MP_HALTED;
+    case KVM_MP_STATE_UNINITIALIZED:
+    case KVM_MP_STATE_INIT_RECEIVED:
+        return X86_MP_WAIT_FOR_SIPI;
+    default:
+        return X86_MP_RUNNABLE;
+    }
+}
+
+static struct kvm_segment *kvm_cpu_seg(KVMCPUSregs *s, int i)
+{
+    struct kvm_segment *const map[X86_NR_SEGS] = {
+        &s->es, &s->cs, &s->ss, &s->ds, &s->fs, &s->gs, &s->ldt, &s->tr,
+    };
+    return map[i];
+}
+
+static __u64 *kvm_cpu_gpr(struct kvm_regs *r, int i)
+{
+    __u64 *const map[X86_NR_GPRS] = {
+        &r->rax, &r->rcx, &r->rdx, &r->rbx, &r->rsp, &r->rbp, &r->rsi, &r->rdi,
+        &r->r8, &r->r9, &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15,
+    };
+    return map[i];
+}
+
+void kvm_cpu_mig_to_neutral(KVMCPUMigState *k, X86CPUState *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < X86_NR_GPRS; i++) {
+        st->regs[i] = *kvm_cpu_gpr(&k->regs, i);
+    }
+    st->rip = k->regs.rip;
+    st->rflags = k->regs.rflags;
+    for (int i = 0; i < X86_NR_SEGS; i++) {
+        const struct kvm_segment *s = kvm_cpu_seg(&k->sregs, i);
+        st->segs[i] = (X86Segment) {
+            .base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+            .s = s->s, .dpl = s->dpl, .present = s->present, .avl = s->avl, .l = s->l,
+            .db = s->db, .g = s->g, .unusable = s->unusable,
+        };
+    }
+    st->gdt = (X86DescTable) { .base = k->sregs.gdt.base, .limit = k->sregs.gdt.limit };
+    st->idt = (X86DescTable) { .base = k->sregs.idt.base, .limit = k->sregs.idt.limit };
+    st->cr0 = k->sregs.cr0;
+    st->cr2 = k->sregs.cr2;
+    st->cr3 = k->sregs.cr3;
+    st->cr4 = k->sregs.cr4;
+    st->cr8 = k->sregs.cr8;
+    st->efer = k->sregs.efer;
+    st->apic_base = k->sregs.apic_base;
+    for (uint32_t i = 0; i < k->xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++) {
+        if (k->xcrs.xcrs[i].xcr == 0) {
+            st->xcr0 = k->xcrs.xcrs[i].value;
+        }
+    }
+    memcpy(st->dr, k->debugregs.db, sizeof(st->dr));
+    st->dr6 = k->debugregs.dr6;
+    st->dr7 = k->debugregs.dr7;
+    for (uint32_t i = 0; i < k->nmsrs; i++) {
+        uint64_t *field = kvm_cpu_neutral_msr(st, k->msrs[i].index);
+        if (field) {
+            *field = k->msrs[i].value;
+        }
+    }
+    st->xsave_len = MIN(k->xsave.len, X86_XSAVE_MAX);
+    memcpy(st->xsave, k->xsave.buf, st->xsave_len);
+
+    const struct kvm_vcpu_events *ev = &k->events;
+    st->exception_pending = ev->exception.injected || ev->exception.pending;
+    st->exception_vector = ev->exception.nr;
+    st->exception_has_error = ev->exception.has_error_code;
+    st->exception_error = ev->exception.error_code;
+    st->interrupt_injected = ev->interrupt.injected;
+    st->interrupt_vector = ev->interrupt.nr;
+    st->interrupt_shadow = ev->interrupt.shadow;
+    st->nmi_pending = ev->nmi.pending || ev->nmi.injected;
+    st->nmi_masked = ev->nmi.masked;
+    st->mp_state = kvm_cpu_mp_to_neutral(k->mp_state);
+}
+
+/* The KVM-only part of a state read from KVM: the XSAVE tail and the other MSRs. */
+static void kvm_cpu_split_extra(KVMCPUMigState *k)
+{
+    uint32_t tail = k->xsave.len > X86_XSAVE_MAX ? k->xsave.len - X86_XSAVE_MAX : 0;
+
+    kvm_cpu_xsave_reserve(&k->xsave_tail, tail);
+    if (tail) {
+        memcpy(k->xsave_tail.buf, k->xsave.buf + X86_XSAVE_MAX, tail);
+    }
+    k->xsave_tail.len = tail;
+    k->nextra = 0;
+    for (uint32_t i = 0; i < k->nmsrs; i++) {
+        if (!kvm_cpu_msr_is_neutral(k->msrs[i].index)) {
+            k->extra[k->nextra++] = k->msrs[i];
+        }
+    }
+}
+
+/* The XSAVE header (XSTATE_BV, XCOMP_BV) follows the 512-byte legacy area. */
+#define KVM_XSAVE_HDR_END       (X86_FXSAVE_SIZE + 64)
+#define KVM_XSTATE_X87_SSE      3ULL
+
+/*
+ * Overlay neutral state @st on @k, which holds the rest (the KVM-only
+ * section's part, or what the vCPU holds now): MSRs in this host's order.
+ */
+static bool kvm_cpu_mig_from_neutral(KVMCPUMigState *k, const X86CPUState *in, GError **errp)
+{
+    CPUState *cpu = k->cpu;
+    X86CPUState *st = (X86CPUState *)in;   /* read only: kvm_cpu_neutral_msr() */
+
+    for (int i = 0; i < X86_NR_GPRS; i++) {
+        *kvm_cpu_gpr(&k->regs, i) = st->regs[i];
+    }
+    k->regs.rip = st->rip;
+    k->regs.rflags = st->rflags;
+    for (int i = 0; i < X86_NR_SEGS; i++) {
+        const X86Segment *s = &st->segs[i];
+        *kvm_cpu_seg(&k->sregs, i) = (struct kvm_segment) {
+            .base = s->base, .limit = s->limit, .selector = s->selector, .type = s->type,
+            .s = s->s, .dpl = s->dpl, .present = s->present, .avl = s->avl, .l = s->l,
+            .db = s->db, .g = s->g, .unusable = s->unusable,
+        };
+    }
+    k->sregs.gdt = (struct kvm_dtable) { .base = st->gdt.base, .limit = st->gdt.limit };
+    k->sregs.idt = (struct kvm_dtable) { .base = st->idt.base, .limit = st->idt.limit };
+    k->sregs.cr0 = st->cr0;
+    k->sregs.cr2 = st->cr2;
+    k->sregs.cr3 = st->cr3;
+    k->sregs.cr4 = st->cr4;
+    k->sregs.cr8 = st->cr8;
+    k->sregs.efer = st->efer;
+    if (st->apic_base) {
+        k->sregs.apic_base = st->apic_base;
+    }
+    if (!(st->cr0 & X86_CR0_PG) || !(st->cr4 & X86_CR4_PAE) || (st->efer & X86_EFER_LMA)) {
+        k->sregs.pdptrs_valid = false;      /* not PAE paging: KVM has none */
+    }
+
+    /* XSAVE: the neutral area, then the rest KVM had; a legacy-only area is in use. */
+    uint32_t len = MAX(k->xsave.len, (uint32_t)X86_XSAVE_MAX);
+    kvm_cpu_xsave_reserve(&k->xsave, len);
+    k->xsave.len = len;
+    memset(k->xsave.buf, 0, X86_XSAVE_MAX);
+    memcpy(k->xsave.buf, st->xsave, MIN(st->xsave_len, (uint32_t)X86_XSAVE_MAX));
+    if (st->xsave_len < KVM_XSAVE_HDR_END) {
+        uint64_t bv = KVM_XSTATE_X87_SSE;
+        memcpy(k->xsave.buf + X86_FXSAVE_SIZE, &bv, sizeof(bv));
+    }
+
+    bool have_xcr0 = false;
+    for (uint32_t i = 0; i < k->xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++) {
+        if (k->xcrs.xcrs[i].xcr == 0) {
+            k->xcrs.xcrs[i].value = st->xcr0 ? st->xcr0 : 1;
+            have_xcr0 = true;
+        }
+    }
+    if (!have_xcr0 && st->xcr0 > 1 && k->xcrs.nr_xcrs < KVM_MAX_XCRS) {
+        k->xcrs.xcrs[k->xcrs.nr_xcrs++] = (struct kvm_xcr) { .xcr = 0, .value = st->xcr0 };
+    }
+    memcpy(k->debugregs.db, st->dr, sizeof(st->dr));
+    k->debugregs.dr6 = st->dr6;
+    k->debugregs.dr7 = st->dr7;
+
+    struct kvm_vcpu_events *ev = &k->events;
+    if (!st->exception_pending) {
+        ev->exception.injected = ev->exception.pending = 0;
+    } else if (!ev->exception.injected && !ev->exception.pending) {
+        ev->exception.injected = 1;
+    }
+    ev->exception.nr = st->exception_vector;
+    ev->exception.has_error_code = st->exception_has_error;
+    ev->exception.error_code = st->exception_error;
+    if (!st->interrupt_injected || ev->interrupt.nr != st->interrupt_vector) {
+        ev->interrupt.soft = 0;
+    }
+    ev->interrupt.injected = st->interrupt_injected;
+    ev->interrupt.nr = st->interrupt_vector;
+    ev->interrupt.shadow = st->interrupt_shadow;
+    if (!st->nmi_pending) {
+        ev->nmi.injected = ev->nmi.pending = 0;
+    } else if (!ev->nmi.injected && !ev->nmi.pending) {
+        ev->nmi.pending = 1;
+    }
+    ev->nmi.masked = st->nmi_masked;
+    ev->flags |= KVM_VCPUEVENT_VALID_SHADOW;
+    if (kvm_cpu_mp_to_neutral(k->mp_state) != st->mp_state) {
+        k->mp_state = st->mp_state == X86_MP_HALTED ? KVM_MP_STATE_HALTED
+                    : st->mp_state == X86_MP_WAIT_FOR_SIPI ? KVM_MP_STATE_UNINITIALIZED
+                    : KVM_MP_STATE_RUNNABLE;
+    }
+
+    /*
+     * MSRs: every one this host saves, in its order, from the neutral
+     * state where it has a field, else from @k's list; then what @k's list
+     * has beyond them (kvm_cpu_check_loaded() refuses those). A state
+     * without a TSC (0) leaves the TSC alone.
+     */
+    kvm_cpu_msrs_probe(cpu);
+    g_autofree KVMCPUMsr *base = g_memdup2(k->msrs, k->nmsrs * sizeof(KVMCPUMsr));
+    uint32_t nbase = k->nmsrs, n = 0;
+    for (uint32_t i = 0; i < kvm_cpu_msrs.n; i++) {
+        uint32_t index = kvm_cpu_msrs.index[i];
+        uint64_t *field = kvm_cpu_neutral_msr(st, index);
+        if (field) {
+            if (st->tsc == 0 && (index == X86_MSR_TSC || index == X86_MSR_TSC_ADJUST)) {
+                continue;
+            }
+            k->msrs[n++] = (KVMCPUMsr) { .index = index, .value = *field };
+            continue;
+        }
+        for (uint32_t j = 0; j < nbase; j++) {
+            if (base[j].index == index) {
+                k->msrs[n++] = base[j];
+                break;
+            }
+        }
+    }
+    for (uint32_t j = 0; j < nbase; j++) {
+        if (!kvm_cpu_msr_supported(base[j].index) && n < KVM_CPU_MAX_MSRS) {
+            k->msrs[n++] = base[j];
+        }
+    }
+    k->nmsrs = n;
+    /* A neutral MSR this vCPU lacks must be at its reset value (0). */
+    for (unsigned i = 0; i < G_N_ELEMENTS(kvm_cpu_msr_wanted); i++) {
+        uint32_t index = kvm_cpu_msr_wanted[i];
+        const uint64_t *field = kvm_cpu_neutral_msr(st, index);
+        if (field && *field && !kvm_cpu_msr_supported(index)) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: the state sets MSR 0x%x to 0x%"
+                        G_GINT64_MODIFIER "x, which this host's KVM does not support",
+                        cpu->index, index, *field);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool kvm_cpu_get_neutral(CPUState *cpu, X86CPUState *st, GError **errp)
+{
+    KVMCPUMigState *k = kvm_cpu_mig_state_new(cpu);
+    bool ok = kvm_cpu_read(k, errp);
+    if (ok) {
+        kvm_cpu_mig_to_neutral(k, st);
+    }
+    kvm_cpu_mig_state_free(k);
+    return ok;
+}
+
+bool kvm_cpu_set_neutral(CPUState *cpu, KVMCPUMigState *parked, const X86CPUState *st,
+                         GError **errp)
+{
+    KVMCPUMigState *k = parked ? parked : kvm_cpu_mig_state_new(cpu);
+    bool ok;
+
+    if (k->extra_loaded) {
+        /* The KVM-only section's part: its MSRs and XSAVE tail are the base. */
+        k->extra_loaded = false;
+        memcpy(k->msrs, k->extra, k->nextra * sizeof(KVMCPUMsr));
+        k->nmsrs = k->nextra;
+        kvm_cpu_xsave_reserve(&k->xsave, X86_XSAVE_MAX + k->xsave_tail.len);
+        memset(k->xsave.buf, 0, k->xsave.alloc);
+        if (k->xsave_tail.len) {
+            memcpy(k->xsave.buf + X86_XSAVE_MAX, k->xsave_tail.buf, k->xsave_tail.len);
+        }
+        k->xsave.len = X86_XSAVE_MAX + k->xsave_tail.len;
+        ok = true;
+    } else {
+        /* Nothing parked: the vCPU's current state completes the neutral one. */
+        ok = kvm_cpu_read(k, errp);
+        k->tsc_khz = 0;
+    }
+    ok = ok && kvm_cpu_mig_from_neutral(k, st, errp) && kvm_cpu_check_loaded(k, errp) &&
+         kvm_cpu_write(k, false, errp);
+    k->events_written = ok;
+    if (k != parked) {
+        kvm_cpu_mig_state_free(k);
+    }
+    return ok;
 }
 
 /* ---- The description ---- */
@@ -901,6 +1303,166 @@ const VMStateDescription vmstate_kvm_cpu = {
     },
 };
 
+/* ---- The KVM-only section ("kvm-cpu") ---- */
+
+/* be32 length (0 to what KVM can have past X86_XSAVE_MAX), then the bytes. */
+static bool kvm_cpu_xsave_tail_get(QEMUFile *f, void *field, size_t size, GError **errp)
+{
+    KVMCPUXsave *x = field;
+    uint32_t len = qemu_get_be32(f);
+
+    if (qemu_file_get_error(f)) {
+        return false;
+    }
+    if (len > KVM_CPU_XSAVE_MAX - X86_XSAVE_MAX) {
+        g_set_error(errp, VMSTATE_ERROR, 0, "XSAVE area past %u bytes of %u bytes (0 to %u)",
+                    X86_XSAVE_MAX, len, KVM_CPU_XSAVE_MAX - X86_XSAVE_MAX);
+        return false;
+    }
+    kvm_cpu_xsave_reserve(x, len);
+    if (x->alloc) {
+        memset(x->buf, 0, x->alloc);
+    }
+    qemu_get_buffer(f, x->buf, len);
+    x->len = len;
+    return !qemu_file_get_error(f);
+}
+
+static const VMStateInfo kvm_cpu_xsave_tail_info = {
+    .name = "xsave-tail",
+    .get = kvm_cpu_xsave_tail_get,
+    .put = kvm_cpu_xsave_put,
+};
+
+static bool kvm_cpu_extra_pre_save(void *opaque, GError **errp)
+{
+    KVMCPUMigState *st = opaque;
+
+    if (!kvm_cpu_read(st, errp)) {
+        return false;
+    }
+    kvm_cpu_split_extra(st);
+    return true;
+}
+
+/*
+ * Check what can be checked without the neutral state and park the rest
+ * for kvm_cpu_set_neutral(), which loading ("x86-cpu", n) calls next.
+ */
+static bool kvm_cpu_extra_post_load(void *opaque, int version_id, GError **errp)
+{
+    KVMCPUMigState *st = opaque;
+    CPUState *cpu = st->cpu;
+
+    st->extra_loaded = false;
+    kvm_cpu_msrs_probe(cpu);
+    for (uint32_t i = 0; i < st->nextra; i++) {
+        uint32_t index = st->extra[i].index;
+        if (kvm_cpu_msr_is_neutral(index)) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: MSR 0x%x belongs in the neutral "
+                        "state ('x86-cpu')", cpu->index, index);
+            return false;
+        }
+        if (!kvm_cpu_msr_supported(index)) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: the source saved MSR 0x%x, which "
+                        "this host's KVM does not support", cpu->index, index);
+            return false;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (st->extra[j].index == index) {
+                g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: MSR 0x%x saved twice",
+                            cpu->index, index);
+                return false;
+            }
+        }
+    }
+    uint32_t size = kvm_cpu_xsave_size();
+    for (uint32_t i = 0; i < st->xsave_tail.len; i++) {
+        if (X86_XSAVE_MAX + i >= size && st->xsave_tail.buf[i]) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "vCPU %d: the source's XSAVE area has %u "
+                        "bytes in use, this host's KVM holds %u", cpu->index,
+                        X86_XSAVE_MAX + st->xsave_tail.len, size);
+            return false;
+        }
+    }
+    if (!kvm_cpu_check_events(st, errp) || !kvm_cpu_check_tsc_khz(st, false, errp)) {
+        return false;
+    }
+    st->extra_loaded = true;
+    return true;
+}
+
+static const VMStateDescription vmstate_kvm_pdptrs = {
+    .name = "kvm-pdptrs",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_BOOL(pdptrs_valid, KVMCPUSregs),
+        VMSTATE_UINT64_ARRAY(pdptrs, KVMCPUSregs, 4),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static const VMStateField kvm_cpu_extra_fields[] = {
+        VMSTATE_STRUCT(sregs, KVMCPUMigState, vmstate_kvm_pdptrs, KVMCPUSregs),
+        VMSTATE_CUSTOM(xsave_tail, KVMCPUMigState, kvm_cpu_xsave_tail_info),
+        VMSTATE_STRUCT(xcrs, KVMCPUMigState, vmstate_kvm_xcrs, struct kvm_xcrs),
+        VMSTATE_STRUCT(events, KVMCPUMigState, vmstate_kvm_vcpu_events,
+                       struct kvm_vcpu_events),
+        VMSTATE_UINT32_RANGE(mp_state, KVMCPUMigState, 0, KVM_MP_STATE_SIPI_RECEIVED),
+        VMSTATE_UINT32(tsc_khz, KVMCPUMigState),
+        VMSTATE_UINT32_RANGE(nextra, KVMCPUMigState, 0, KVM_CPU_MAX_MSRS),
+        VMSTATE_STRUCT_VARRAY_UINT32(extra, KVMCPUMigState, nextra, KVM_CPU_MAX_MSRS,
+                                     vmstate_kvm_msr, KVMCPUMsr),
+        VMSTATE_END_OF_LIST()
+};
+
+const VMStateDescription vmstate_kvm_cpu_extra = {
+    .name = "kvm-cpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .pre_save = kvm_cpu_extra_pre_save,
+    .post_load = kvm_cpu_extra_post_load,
+    .fields = kvm_cpu_extra_fields,
+};
+
+/*
+ * "kvm-cpu" in a VM of another accelerator (the software CPU): read, and
+ * refused if the guest turned on a KVM paravirtual feature there is no
+ * equivalent of (the configuration check refuses a CPU that offers them;
+ * this catches a stream that says otherwise); the rest has no use here.
+ */
+static bool kvm_cpu_foreign_post_load(void *opaque, int version_id, GError **errp)
+{
+    KVMCPUMigState *st = opaque;
+
+    for (uint32_t i = 0; i < st->nextra; i++) {
+        uint32_t index = st->extra[i].index;
+        if (kvm_cpu_msr_zero_is_reset(index) && index != 0x4b564d06 &&   /* a vector */
+            (st->extra[i].value & 1)) {
+            g_set_error(errp, VMSTATE_ERROR, 0, "the guest enabled KVM's paravirtual MSR 0x%x "
+                        "(kvmclock, async PF, steal time or PV EOI), which this accelerator "
+                        "does not emulate", st->extra[i].index);
+            return false;
+        }
+    }
+    return true;
+}
+
+static const VMStateDescription vmstate_kvm_cpu_foreign = {
+    .name = "kvm-cpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = kvm_cpu_foreign_post_load,
+    .fields = kvm_cpu_extra_fields,
+};
+
+void kvm_cpu_state_register_foreign(int index)
+{
+    vmstate_register_load_only(NULL, (uint32_t)index, &vmstate_kvm_cpu_foreign,
+                               kvm_cpu_mig_state_new(NULL));
+}
+
 KVMCPUMigState *kvm_cpu_mig_state_new(CPUState *cpu)
 {
     KVMCPUMigState *st = g_new0(KVMCPUMigState, 1);
@@ -908,15 +1470,50 @@ KVMCPUMigState *kvm_cpu_mig_state_new(CPUState *cpu)
     return st;
 }
 
+void kvm_cpu_mig_state_reset(KVMCPUMigState *st)
+{
+    if (st) {
+        st->extra_loaded = false;
+        st->events_written = false;
+    }
+}
+
+bool kvm_cpu_after_lapic_load(CPUState *cpu, uint64_t tsc_deadline, GError **errp)
+{
+    KVMCPUMigState *st = cpu->accel->mig;
+    g_autofree struct kvm_msrs *msr = g_malloc0(sizeof(*msr) + sizeof(struct kvm_msr_entry));
+
+    msr->nmsrs = 1;
+    msr->entries[0].index = X86_MSR_TSC_DEADLINE;
+    msr->entries[0].data = tsc_deadline;
+    kvm_cpu_msrs_probe(cpu);
+    if (kvm_cpu_msr_supported(X86_MSR_TSC_DEADLINE)) {
+        int r = kvm_vcpu_ioctl(cpu, KVM_SET_MSRS, msr);
+        if (r != 1) {
+            return kvm_cpu_ioctl_fail(errp, cpu, r, "KVM_SET_MSRS (TSC deadline 0x%"
+                                      G_GINT64_MODIFIER "x)", tsc_deadline);
+        }
+    }
+    return !st || !st->events_written || kvm_cpu_put_events(st, errp);
+}
+
 void kvm_cpu_mig_state_free(KVMCPUMigState *st)
 {
     if (st) {
         g_free(st->xsave.buf);
+        g_free(st->xsave_tail.buf);
         g_free(st);
     }
 }
 
 void kvm_cpu_state_register(CPUState *cpu)
 {
-    vmstate_register(NULL, (uint32_t)cpu->index, &vmstate_kvm_cpu, kvm_cpu_mig_state_new(cpu));
+    static const char *const old_form_of[] = { "kvm-cpu", "x86-cpu", "apic", NULL };
+    KVMCPUMigState *st = cpu->accel->mig;
+
+    /* The KVM-only part first: loading "x86-cpu" writes both. Another accelerator has none. */
+    vmstate_register_optional(NULL, (uint32_t)cpu->index, &vmstate_kvm_cpu_extra, st);
+    x86_cpu_vmstate_register(cpu->index);
+    /* Streams of Ferry before the neutral form carry ("cpu", n) instead of both. */
+    vmstate_register_old_form(NULL, (uint32_t)cpu->index, &vmstate_kvm_cpu, st, old_form_of);
 }

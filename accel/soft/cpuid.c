@@ -71,7 +71,22 @@ void soft_cpu_signature(uint32_t *eax, uint32_t *edx)
     *edx = CPUID_1_EDX;
 }
 
+static void soft_cpuid_core(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+
 void soft_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    soft_cpuid_core(cpu, leaf, sub, out);
+    if (cpu->hooks->cpuid_filter) {
+        cpu->hooks->cpuid_filter(cpu->opaque, leaf, sub, out);
+    }
+}
+
+void soft_cpu_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    soft_cpuid(cpu, leaf, sub, out);
+}
+
+static void soft_cpuid_core(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
     static const char brand[48] = "Ferry software x86-64 CPU";
     unsigned n = cpu->nr_cpus;

@@ -26,7 +26,11 @@
 #include "system/memory.h"
 #include "system/runstate.h"
 
-/* The guest TSC runs at 1 GHz: CLOCK_MONOTONIC nanoseconds plus an offset. */
+/*
+ * The guest TSC runs at 1 GHz, CLOCK_MONOTONIC nanoseconds plus an
+ * offset, unless a migration source's guest ran at another rate: then at
+ * that rate (soft.tsc_hz), scaled from the same clock.
+ */
 #define SOFT_TSC_HZ 1000000000ULL
 
 struct AccelCPUState {
@@ -57,6 +61,12 @@ static struct {
      * adds its own offset in the core.
      */
     int64_t tsc_offset;
+    uint64_t tsc_hz;            /* SOFT_TSC_HZ, or a migration source's rate */
+    /*
+     * CPUID feature words (AccelGuestABI order) a migration source
+     * offered; what this CPU offers is cut down to them. All ones: no cut.
+     */
+    uint32_t cpuid_mask[ACCEL_CPUID_WORDS];
     SoftDirtyLog slots[SOFT_MAX_SLOTS];
     int nr_slots;
 } soft;
@@ -68,9 +78,17 @@ static uint64_t soft_host_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* Host nanoseconds in guest TSC ticks. */
+static uint64_t soft_tsc_scale(uint64_t ns)
+{
+    uint64_t hz = __atomic_load_n(&soft.tsc_hz, __ATOMIC_RELAXED);
+    return hz == SOFT_TSC_HZ ? ns : (uint64_t)((unsigned __int128)ns * hz / SOFT_TSC_HZ);
+}
+
 static uint64_t soft_guest_tsc(void)
 {
-    return soft_host_ns() + (uint64_t)__atomic_load_n(&soft.tsc_offset, __ATOMIC_RELAXED);
+    return soft_tsc_scale(soft_host_ns()) +
+           (uint64_t)__atomic_load_n(&soft.tsc_offset, __ATOMIC_RELAXED);
 }
 
 /* ---- SoftCPUHooks ---- */
@@ -165,7 +183,36 @@ static uint64_t soft_hook_read_tsc(void *opaque)
     return soft_guest_tsc();
 }
 
-static const SoftCPUHooks soft_cpu_hooks = {
+/* The words of AccelGuestABI.cpuid in a CPUID answer, or NULL. */
+static uint32_t *soft_cpuid_word(uint32_t leaf, uint32_t sub, uint32_t out[4], int word)
+{
+    switch (word) {
+    case ACCEL_CPUID_1_ECX:         return leaf == 1 ? &out[2] : NULL;
+    case ACCEL_CPUID_1_EDX:         return leaf == 1 ? &out[3] : NULL;
+    case ACCEL_CPUID_7_EBX:         return leaf == 7 && sub == 0 ? &out[1] : NULL;
+    case ACCEL_CPUID_7_ECX:         return leaf == 7 && sub == 0 ? &out[2] : NULL;
+    case ACCEL_CPUID_7_EDX:         return leaf == 7 && sub == 0 ? &out[3] : NULL;
+    case ACCEL_CPUID_80000001_ECX:  return leaf == 0x80000001u ? &out[2] : NULL;
+    case ACCEL_CPUID_80000001_EDX:  return leaf == 0x80000001u ? &out[3] : NULL;
+    case ACCEL_CPUID_D_EAX:         return leaf == 0xd && sub == 0 ? &out[0] : NULL;
+    default:                        return NULL;
+    }
+}
+
+static void soft_hook_cpuid_filter(void *opaque, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    for (int w = 0; w < ACCEL_CPUID_WORDS; w++) {
+        uint32_t *p = soft_cpuid_word(leaf, sub, out, w);
+        if (p) {
+            /* OSXSAVE and OSPKE follow CR4, not the model. */
+            uint32_t keep = w == ACCEL_CPUID_1_ECX ? (1u << 27) : w == ACCEL_CPUID_7_ECX ? (1u << 4)
+                          : 0;
+            *p &= soft.cpuid_mask[w] | keep;
+        }
+    }
+}
+
+static SoftCPUHooks soft_cpu_hooks = {
     .ram_page = soft_hook_ram_page,
     .mark_dirty = soft_hook_mark_dirty,
     .mmio_read = soft_hook_mmio_read,
@@ -180,6 +227,7 @@ static const SoftCPUHooks soft_cpu_hooks = {
     .write_cr8 = soft_hook_write_cr8,
     .read_tsc = soft_hook_read_tsc,
     .tsc_hz = SOFT_TSC_HZ,
+    .cpuid_filter = soft_hook_cpuid_filter,
 };
 
 /* ---- APICHooks: called with the irqchip lock held; they only set flags. ---- */
@@ -284,7 +332,9 @@ static bool soft_accel_init(const AccelCPUConfig *cfg, GError **errp)
     soft.nr_cpus = cfg->nr_cpus;
     soft.model = cfg->model ? cfg->model : "max";
     /* The guest TSC starts near 0 at power-on, as on hardware. */
+    soft.tsc_hz = SOFT_TSC_HZ;
     soft.tsc_offset = -(int64_t)soft_host_ns();
+    memset(soft.cpuid_mask, 0xff, sizeof(soft.cpuid_mask));
     guest_ram_set_write_notifier(soft_ram_written);
     return true;
 }
@@ -455,7 +505,8 @@ static bool soft_accel_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GErr
      * time base alone.
      */
     if (cpu->index == 0 && st->tsc) {
-        __atomic_store_n(&soft.tsc_offset, (int64_t)(st->tsc - st->tsc_adjust - soft_host_ns()),
+        __atomic_store_n(&soft.tsc_offset,
+                         (int64_t)(st->tsc - st->tsc_adjust - soft_tsc_scale(soft_host_ns())),
                          __ATOMIC_RELAXED);
     }
     soft_cpu_set_state(sc->core, st);
@@ -484,6 +535,8 @@ static void soft_accel_register_vmstate(void)
         x86_cpu_vmstate_register(i);
     }
     x86_irqchip_soft_register_vmstate();
+    /* A KVM source's own sections: read, checked and dropped (accel/kvm/). */
+    kvm_migration_register_foreign(soft.nr_cpus);
 }
 
 static void soft_accel_set_irq(int gsi, int level)
@@ -494,6 +547,53 @@ static void soft_accel_set_irq(int gsi, int level)
 static void soft_accel_cpu_signature(uint32_t *eax, uint32_t *edx)
 {
     soft_cpu_signature(eax, edx);
+}
+
+/* ---- Cross-accelerator migration ---- */
+
+static void soft_accel_guest_abi(AccelGuestABI *abi)
+{
+    static const uint32_t leaves[ACCEL_CPUID_WORDS][3] = {
+        [ACCEL_CPUID_1_ECX] = { 1, 0, 2 }, [ACCEL_CPUID_1_EDX] = { 1, 0, 3 },
+        [ACCEL_CPUID_7_EBX] = { 7, 0, 1 }, [ACCEL_CPUID_7_ECX] = { 7, 0, 2 },
+        [ACCEL_CPUID_7_EDX] = { 7, 0, 3 }, [ACCEL_CPUID_80000001_ECX] = { 0x80000001u, 0, 2 },
+        [ACCEL_CPUID_80000001_EDX] = { 0x80000001u, 0, 3 }, [ACCEL_CPUID_D_EAX] = { 0xd, 0, 0 },
+    };
+    AccelCPUState *sc = soft_cpu_by_index(0);
+
+    memset(abi, 0, sizeof(*abi));
+    for (int w = 0; sc && w < ACCEL_CPUID_WORDS; w++) {
+        uint32_t out[4];
+        soft_cpu_cpuid(sc->core, leaves[w][0], leaves[w][1], out);
+        abi->cpuid[w] = out[leaves[w][2]];
+    }
+    abi->tsc_khz = (uint32_t)(__atomic_load_n(&soft.tsc_hz, __ATOMIC_RELAXED) / 1000);
+    abi->kvmclock = false;
+}
+
+static void soft_accel_apic_tsc_hz(APICState *s, void *opaque)
+{
+    apic_set_tsc_hz(s, *(uint64_t *)opaque);
+}
+
+/*
+ * An incoming VM takes the source's CPU as its guest saw it: CPUID cut
+ * down to the source's features (savevm.c checked it has them all), and
+ * the TSC at the source's rate, a software clock here. Nothing has run.
+ */
+static bool soft_accel_adopt_guest_abi(const AccelGuestABI *src, GError **errp)
+{
+    memcpy(soft.cpuid_mask, src->cpuid, sizeof(soft.cpuid_mask));
+    if (src->tsc_khz) {
+        uint64_t hz = (uint64_t)src->tsc_khz * 1000;
+        uint64_t tsc = soft_guest_tsc();
+        __atomic_store_n(&soft.tsc_hz, hz, __ATOMIC_RELAXED);
+        soft_cpu_hooks.tsc_hz = hz;
+        __atomic_store_n(&soft.tsc_offset, (int64_t)(tsc - soft_tsc_scale(soft_host_ns())),
+                         __ATOMIC_RELAXED);
+        apic_foreach(soft_accel_apic_tsc_hz, &hz);
+    }
+    return true;
 }
 
 const AccelOps accel_tcg_ops = {
@@ -516,4 +616,6 @@ const AccelOps accel_tcg_ops = {
     .register_vmstate = soft_accel_register_vmstate,
     .set_irq = soft_accel_set_irq,
     .cpu_signature = soft_accel_cpu_signature,
+    .guest_abi = soft_accel_guest_abi,
+    .adopt_guest_abi = soft_accel_adopt_guest_abi,
 };

@@ -39,15 +39,9 @@
 #define APIC_REG_TIMER_CUR  0x390
 #define APIC_REG_TIMER_DIV  0x3e0
 
-enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_NR };
 
 #define APIC_VERSION_VALUE  (0x14 | ((LVT_NR - 1) << 16))
 
-#define LVT_MASKED          (1u << 16)
-#define LVT_TIMER_MODE_SHIFT 17
-#define TIMER_ONESHOT       0
-#define TIMER_PERIODIC      1
-#define TIMER_TSC_DEADLINE  2
 
 #define SVR_ENABLE          (1u << 8)
 #define ICR_DEST_LOGICAL    (1u << 11)
@@ -72,24 +66,7 @@ static const uint32_t apic_lvt_writable[LVT_NR] = {
     [LVT_ERROR] = 0x000100ff,
 };
 
-typedef struct APICRegs {
-    uint64_t apic_base;
-    uint32_t id;                /* the register: id in bits 31:24 */
-    uint32_t tpr, ldr, dfr, svr;
-    uint32_t esr;               /* what the last ESR write latched */
-    uint32_t esr_pending;       /* errors since */
-    uint32_t isr[8], tmr[8], irr[8];
-    uint32_t icr_lo, icr_hi;
-    uint32_t lvt[LVT_NR];
-    uint32_t timer_initial;
-    uint32_t divide_conf;
-    uint64_t tsc_deadline;
-    bool extint_request;        /* an ExtINT message waits for the PIC's vector */
-    bool timer_armed;
-    /* Host clock times, never migrated as such (see apic_pre_save). */
-    int64_t timer_start;        /* when the count was last loaded */
-    int64_t timer_next;         /* the next expiry, while armed */
-} APICRegs;
+typedef APICMigRegs APICRegs;  /* the live registers have the migration form's fields */
 
 struct APICState {
     int cpu_index;
@@ -100,9 +77,7 @@ struct APICState {
     bool extint_taken;          /* apic_get_interrupt() last answered with the PIC's vector */
     bool lint_level[2];         /* LINT0/LINT1 inputs, for edges */
     /* The stream's view: a snapshot, with timer times relative to the save. */
-    APICRegs mig;
-    int64_t mig_timer_elapsed;
-    int64_t mig_timer_remaining;
+    APICMig mig;
 };
 
 static APICState *apics[APIC_MAX_CPUS];
@@ -1071,9 +1046,9 @@ static bool apic_pre_save(void *opaque, GError **errp)
 
     x86_irqchip_lock();
     int64_t now = host_clock_ns();
-    s->mig = s->r;
-    s->mig_timer_elapsed = now - s->r.timer_start;
-    s->mig_timer_remaining = s->r.timer_armed ? MAX(s->r.timer_next - now, 0) : 0;
+    s->mig.regs = s->r;
+    s->mig.timer_elapsed = now - s->r.timer_start;
+    s->mig.timer_remaining = s->r.timer_armed ? MAX(s->r.timer_next - now, 0) : 0;
     x86_irqchip_unlock();
     return true;
 }
@@ -1082,22 +1057,22 @@ static bool apic_post_load(void *opaque, int version_id, GError **errp)
 {
     APICState *s = opaque;
 
-    if (s->mig.apic_base & ~APIC_BASE_VALID) {
+    if (s->mig.regs.apic_base & ~APIC_BASE_VALID) {
         g_set_error(errp, VMSTATE_ERROR, 0, "apic: APIC base 0x%" G_GINT64_MODIFIER "x sets "
-                    "reserved or x2APIC bits", s->mig.apic_base);
+                    "reserved or x2APIC bits", s->mig.regs.apic_base);
         return false;
     }
-    if (s->mig_timer_elapsed < 0 || s->mig_timer_remaining < 0) {
+    if (s->mig.timer_elapsed < 0 || s->mig.timer_remaining < 0) {
         g_set_error(errp, VMSTATE_ERROR, 0, "apic: negative timer times");
         return false;
     }
     x86_irqchip_lock();
     int64_t now = host_clock_ns();
-    s->r = s->mig;
-    s->r.timer_start = now - s->mig_timer_elapsed;
+    s->r = s->mig.regs;
+    s->r.timer_start = now - s->mig.timer_elapsed;
     if (s->r.timer_armed) {
         s->r.timer_next = apic_timer_mode(s) == TIMER_TSC_DEADLINE
-                          ? apic_tsc_deadline_to_host(s, now) : now + s->mig_timer_remaining;
+                          ? apic_tsc_deadline_to_host(s, now) : now + s->mig.timer_remaining;
     }
     s->extint_taken = false;
     apic_timer_sync_locked(s);
@@ -1138,19 +1113,36 @@ static const VMStateDescription vmstate_apic_regs = {
     },
 };
 
+const VMStateDescription vmstate_apic_mig = {
+    .name = "apic-state",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT(regs, APICMig, vmstate_apic_regs, APICRegs),
+        VMSTATE_INT64(timer_elapsed, APICMig),
+        VMSTATE_INT64(timer_remaining, APICMig),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vmstate_apic = {
     .name = "apic",
-    .version_id = 1,
+    .version_id = APIC_VMSTATE_VERSION,
     .minimum_version_id = 1,
     .pre_save = apic_pre_save,
     .post_load = apic_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(mig, APICState, vmstate_apic_regs, APICRegs),
-        VMSTATE_INT64(mig_timer_elapsed, APICState),
-        VMSTATE_INT64(mig_timer_remaining, APICState),
+        VMSTATE_STRUCT(mig, APICState, vmstate_apic_mig, APICMig),
         VMSTATE_END_OF_LIST()
     },
 };
+
+void apic_set_tsc_hz(APICState *s, uint64_t hz)
+{
+    x86_irqchip_lock();
+    s->hooks.tsc_hz = hz;
+    x86_irqchip_unlock();
+}
 
 void apic_register_vmstate(APICState *s)
 {

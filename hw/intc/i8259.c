@@ -36,22 +36,7 @@
 #define OCW3_SMM        0x20
 #define OCW3_ESMM       0x40
 
-typedef struct PICRegs {
-    uint8_t irr, isr, imr;
-    uint8_t input;              /* line levels, for edge detection */
-    uint8_t elcr;               /* 1: level-triggered */
-    uint8_t vector_base;        /* ICW2, low 3 bits clear */
-    uint8_t priority_base;      /* the IR with the highest priority (rotation) */
-    uint8_t init_step;          /* 0 ready; 1, 2, 3: ICW2, ICW3, ICW4 expected */
-    bool icw4_expected;
-    bool single;
-    bool auto_eoi;
-    bool rotate_aeoi;
-    bool sfnm;                  /* special fully nested mode */
-    bool special_mask;
-    bool read_isr;              /* OCW3: reads at A0=0 return ISR, else IRR */
-    bool poll;                  /* OCW3: the next A0=0 read is a poll */
-} PICRegs;
+typedef I8259Mig PICRegs;   /* the live registers have the migration form's fields */
 
 typedef struct PICChip {
     I8259State *pair;
@@ -486,7 +471,7 @@ static bool pic_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-static const VMStateDescription vmstate_pic_regs = {
+const VMStateDescription vmstate_i8259_mig = {
     .name = "i8259-regs",
     .version_id = 1,
     .minimum_version_id = 1,
@@ -513,12 +498,12 @@ static const VMStateDescription vmstate_pic_regs = {
 
 static const VMStateDescription vmstate_i8259 = {
     .name = "i8259",
-    .version_id = 1,
+    .version_id = I8259_VMSTATE_VERSION,
     .minimum_version_id = 1,
     .pre_save = pic_pre_save,
     .post_load = pic_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(mig, PICChip, vmstate_pic_regs, PICRegs),
+        VMSTATE_STRUCT(mig, PICChip, vmstate_i8259_mig, PICRegs),
         VMSTATE_END_OF_LIST()
     },
 };

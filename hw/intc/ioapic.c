@@ -28,12 +28,7 @@
 #define IOAPIC_RTE_WRITABLE (~(IOAPIC_RTE_DELIVS | IOAPIC_RTE_REMOTE_IRR) & \
                              (0xff00000000000000ull | 0x1ffffull))
 
-typedef struct IOAPICRegs {
-    uint8_t id;
-    uint8_t select;
-    uint32_t levels;                    /* input pins, bit per pin */
-    uint64_t rte[IOAPIC_NR_PINS];
-} IOAPICRegs;
+typedef IOAPICMig IOAPICRegs;    /* the live registers are the migration form */
 
 struct IOAPICState {
     uint8_t reset_id;
@@ -273,7 +268,7 @@ static bool ioapic_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-static const VMStateDescription vmstate_ioapic_regs = {
+const VMStateDescription vmstate_ioapic_mig = {
     .name = "ioapic-regs",
     .version_id = 1,
     .minimum_version_id = 1,
@@ -288,12 +283,12 @@ static const VMStateDescription vmstate_ioapic_regs = {
 
 static const VMStateDescription vmstate_ioapic = {
     .name = "ioapic",
-    .version_id = 1,
+    .version_id = IOAPIC_VMSTATE_VERSION,
     .minimum_version_id = 1,
     .pre_save = ioapic_pre_save,
     .post_load = ioapic_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT(mig, IOAPICState, vmstate_ioapic_regs, IOAPICRegs),
+        VMSTATE_STRUCT(mig, IOAPICState, vmstate_ioapic_mig, IOAPICRegs),
         VMSTATE_END_OF_LIST()
     },
 };

@@ -15,45 +15,17 @@
 #include "migration/vmstate.h"
 #include "system/ioport.h"
 
-#define PIT_NR_CHANNELS     3
 #define PIT_PORT_BASE       0x40
 #define PIT_PORT_CONTROL    0x43
 #define PIT_PORT_61         0x61
 #define PIT_IRQ             0
 
-#define RW_LATCH            0
-#define RW_LSB              1
-#define RW_MSB              2
-#define RW_WORD             3
 
-#define PORT61_GATE2        0x01
-#define PORT61_SPEAKER      0x02
-#define PORT61_WRITABLE     0x0f
 #define PORT61_REFRESH      0x10
 #define PORT61_OUT2         0x20
 #define PIT_REFRESH_NS      15085       /* the DRAM refresh request period */
 
-typedef struct PITChannel {
-    uint8_t mode;               /* 0-5 */
-    uint8_t rw_mode;            /* RW_LSB, RW_MSB, RW_WORD */
-    bool bcd;
-    uint32_t count;             /* reload value, binary, 1 to 0x10000 */
-    bool gate;
-    bool loaded;                /* a count was written since the mode */
-    bool running;               /* counting now, since start_ns */
-    bool triggered;             /* modes 1 and 5: a gate edge started them */
-    bool null_count;            /* status bit 6 */
-    /* In the migration snapshot: every tick counted, and start_ns unused. */
-    uint64_t ticks_base;
-    int64_t start_ns;
-    bool write_msb_next;
-    uint8_t write_lsb;
-    bool read_msb_next;
-    uint16_t latch;
-    uint8_t latch_left;         /* latched bytes not read yet */
-    uint8_t status;
-    bool status_latched;
-} PITChannel;
+typedef I8254Channel PITChannel;
 
 struct I8254State {
     GMutex lock;
@@ -63,18 +35,16 @@ struct I8254State {
     bool irq_level;             /* IRQ 0 as last driven */
     bool irq_armed;
     int64_t irq_next;
-    PITChannel mig_ch[PIT_NR_CHANNELS];
-    uint8_t mig_port61;
-    bool mig_irq_level;
+    I8254Mig mig;               /* the stream's view: ticks in place of host times */
 };
 
-static uint64_t pit_ns_to_ticks(int64_t ns)
+uint64_t i8254_ns_to_ticks(int64_t ns)
 {
     return ns <= 0 ? 0 : (uint64_t)((unsigned __int128)ns * PIT_FREQ_HZ / 1000000000ULL);
 }
 
 /* The first host instant at which @ticks have elapsed. */
-static int64_t pit_ticks_to_ns(uint64_t ticks)
+int64_t i8254_ticks_to_ns(uint64_t ticks)
 {
     unsigned __int128 ns = ((unsigned __int128)ticks * 1000000000ULL + PIT_FREQ_HZ - 1) /
                            PIT_FREQ_HZ;
@@ -83,7 +53,7 @@ static int64_t pit_ticks_to_ns(uint64_t ticks)
 
 static uint64_t pit_ticks(const PITChannel *c, int64_t now)
 {
-    return c->ticks_base + (c->running ? pit_ns_to_ticks(now - c->start_ns) : 0);
+    return c->ticks_base + (c->running ? i8254_ns_to_ticks(now - c->start_ns) : 0);
 }
 
 static uint32_t pit_modulus(const PITChannel *c)
@@ -171,12 +141,12 @@ static int64_t pit_irq_next_event(const PITChannel *c, int64_t now)
     switch (c->mode) {
     case 0:
     case 4:
-        return d < c->count ? c->start_ns + pit_ticks_to_ns(c->count - c->ticks_base) : -1;
+        return d < c->count ? c->start_ns + i8254_ticks_to_ns(c->count - c->ticks_base) : -1;
     case 2:
     case 3: {
         uint64_t target = (d / c->count + 1) * c->count;
-        int64_t t = c->start_ns + pit_ticks_to_ns(target - c->ticks_base);
-        return pit_ticks_to_ns(c->count) < PIT_MIN_PERIOD_NS ? MAX(t, now + PIT_MIN_PERIOD_NS)
+        int64_t t = c->start_ns + i8254_ticks_to_ns(target - c->ticks_base);
+        return i8254_ticks_to_ns(c->count) < PIT_MIN_PERIOD_NS ? MAX(t, now + PIT_MIN_PERIOD_NS)
                                                               : t;
     }
     default:
@@ -518,12 +488,12 @@ static bool pit_pre_save(void *opaque, GError **errp)
     g_mutex_lock(&s->lock);
     int64_t now = host_clock_ns();
     for (int i = 0; i < PIT_NR_CHANNELS; i++) {
-        s->mig_ch[i] = s->ch[i];
-        s->mig_ch[i].ticks_base = pit_ticks(&s->ch[i], now);
-        s->mig_ch[i].start_ns = 0;
+        s->mig.ch[i] = s->ch[i];
+        s->mig.ch[i].ticks_base = pit_ticks(&s->ch[i], now);
+        s->mig.ch[i].start_ns = 0;
     }
-    s->mig_port61 = s->port61;
-    s->mig_irq_level = s->irq_level;
+    s->mig.port61 = s->port61;
+    s->mig.irq_level = s->irq_level;
     g_mutex_unlock(&s->lock);
     return true;
 }
@@ -533,7 +503,7 @@ static bool pit_post_load(void *opaque, int version_id, GError **errp)
     I8254State *s = opaque;
 
     for (int i = 0; i < PIT_NR_CHANNELS; i++) {
-        PITChannel *c = &s->mig_ch[i];
+        PITChannel *c = &s->mig.ch[i];
         if (c->count < 1 || c->count > 0x10000 || c->mode > 5 || c->rw_mode < RW_LSB ||
             c->rw_mode > RW_WORD || c->latch_left > 2) {
             g_set_error(errp, VMSTATE_ERROR, 0, "i8254: channel %d state out of range", i);
@@ -543,17 +513,17 @@ static bool pit_post_load(void *opaque, int version_id, GError **errp)
     g_mutex_lock(&s->lock);
     int64_t now = host_clock_ns();
     for (int i = 0; i < PIT_NR_CHANNELS; i++) {
-        s->ch[i] = s->mig_ch[i];
+        s->ch[i] = s->mig.ch[i];
         s->ch[i].start_ns = now;
     }
-    s->port61 = s->mig_port61 & PORT61_WRITABLE;
-    pit_irq_drive(s, s->mig_irq_level);
+    s->port61 = s->mig.port61 & PORT61_WRITABLE;
+    pit_irq_drive(s, s->mig.irq_level);
     pit_irq_update(s, now);
     g_mutex_unlock(&s->lock);
     return true;
 }
 
-static const VMStateDescription vmstate_pit_channel = {
+static const VMStateDescription vmstate_i8254_channel = {
     .name = "i8254-channel",
     .version_id = 1,
     .minimum_version_id = 1,
@@ -579,17 +549,27 @@ static const VMStateDescription vmstate_pit_channel = {
     },
 };
 
+const VMStateDescription vmstate_i8254_mig = {
+    .name = "i8254-state",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRUCT_ARRAY(ch, I8254Mig, PIT_NR_CHANNELS, vmstate_i8254_channel,
+                             PITChannel),
+        VMSTATE_UINT8(port61, I8254Mig),
+        VMSTATE_BOOL(irq_level, I8254Mig),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
 static const VMStateDescription vmstate_i8254 = {
     .name = "i8254",
-    .version_id = 1,
+    .version_id = I8254_VMSTATE_VERSION,
     .minimum_version_id = 1,
     .pre_save = pit_pre_save,
     .post_load = pit_post_load,
     .fields = (const VMStateField[]) {
-        VMSTATE_STRUCT_ARRAY(mig_ch, I8254State, PIT_NR_CHANNELS, vmstate_pit_channel,
-                             PITChannel),
-        VMSTATE_UINT8(mig_port61, I8254State),
-        VMSTATE_BOOL(mig_irq_level, I8254State),
+        VMSTATE_STRUCT(mig, I8254State, vmstate_i8254_mig, I8254Mig),
         VMSTATE_END_OF_LIST()
     },
 };

@@ -1,11 +1,10 @@
 /*
  * The neutral vCPU state (include/hw/x86/cpu-state.h) in the migration
- * stream, as ("x86-cpu", index): for accelerators that keep the state in
- * that form themselves (the software CPU, qtest). Read from the vCPU
- * before saving and written back after loading, both with it paused.
+ * stream, as ("x86-cpu", index), for every accelerator. Read from the
+ * vCPU before saving and written back after loading, both with it paused.
  *
- * KVM carries its own richer form ("cpu", accel/kvm/kvm-state.c); a
- * stream of one form does not load into a VM of the other.
+ * KVM adds what this form cannot hold in its own section ("kvm-cpu",
+ * accel/kvm/kvm-state.c), loaded just before this one.
  *
  * Versions: 1 had no variable or fixed MTRRs and no tsc_adjust (its tsc
  * was the TSC all vCPUs shared); 2 adds them. A version 1 stream still

@@ -71,6 +71,11 @@ typedef struct SoftCPUHooks {
      * those leaves read zero.
      */
     uint64_t tsc_hz;
+    /*
+     * Optional: the last word on a CPUID answer (@out as the core computed
+     * it), for a VM that must offer no more than a migration source did.
+     */
+    void (*cpuid_filter)(void *opaque, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 } SoftCPUHooks;
 
 typedef enum SoftCPUExit {
@@ -84,6 +89,8 @@ typedef enum SoftCPUExit {
 /* @cpuid_index is the APIC id CPUID reports; @nr_cpus sizes the topology. */
 SoftCPU *soft_cpu_new(const SoftCPUHooks *hooks, void *opaque, int cpuid_index, int nr_cpus);
 void soft_cpu_free(SoftCPU *cpu);
+/* What CPUID answers on @cpu for @leaf and @sub (any thread; the filter applied). */
+void soft_cpu_cpuid(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 
 /*
  * Whole architectural state in and out (between runs only). get_state only

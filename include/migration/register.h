@@ -61,6 +61,33 @@ void register_savevm_live(const char *idstr, uint32_t instance_id, int version_i
 void vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque);
 
+/*
+ * Register the load side of an older form of some state: a section
+ * (@idstr or vmsd->name, @instance_id) that an older Ferry wrote for what
+ * the registrations named in @replaces (NULL-terminated, same instance)
+ * carry today. It is never saved and may be absent; when a stream has it,
+ * it is loaded with @vmsd and the registrations it replaces count as
+ * loaded.
+ */
+void vmstate_register_old_form(const char *idstr, uint32_t instance_id,
+                               const VMStateDescription *vmsd, void *opaque,
+                               const char *const *replaces);
+
+/*
+ * Register a device whose section a stream may lack (another accelerator
+ * has no such state): saved as usual; when a stream has none, the device
+ * keeps its state.
+ */
+void vmstate_register_optional(const char *idstr, uint32_t instance_id,
+                               const VMStateDescription *vmsd, void *opaque);
+/*
+ * Register the load side of a section another accelerator's stream
+ * carries and this VM has no state for: never saved, may be absent; when
+ * present, @vmsd reads (and checks) it.
+ */
+void vmstate_register_load_only(const char *idstr, uint32_t instance_id,
+                                const VMStateDescription *vmsd, void *opaque);
+
 void unregister_savevm(const char *idstr, uint32_t instance_id);
 
 #endif

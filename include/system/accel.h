@@ -24,6 +24,38 @@ typedef struct AccelCPUConfig {
     int nr_cpus;
 } AccelCPUConfig;
 
+/*
+ * What a guest sees of its CPU and may have come to depend on, which must
+ * not change under it: the CPUID feature words it was offered, its TSC
+ * rate, and paravirtual clocks in use. The configuration section of the
+ * migration stream carries it (migration/savevm.c).
+ */
+enum {
+    ACCEL_CPUID_1_ECX, ACCEL_CPUID_1_EDX, ACCEL_CPUID_7_EBX, ACCEL_CPUID_7_ECX,
+    ACCEL_CPUID_7_EDX, ACCEL_CPUID_80000001_ECX, ACCEL_CPUID_80000001_EDX,
+    ACCEL_CPUID_D_EAX,          /* XCR0 bits XSAVE may enable */
+    ACCEL_CPUID_WORDS
+};
+
+typedef struct AccelGuestABI {
+    uint32_t cpuid[ACCEL_CPUID_WORDS];  /* vCPU 0's, state-dependent bits masked */
+    uint32_t tsc_khz;                   /* the guest TSC's rate; 0: unknown */
+    bool kvmclock;                      /* the CPU offers kvmclock (the guest may enable it) */
+} AccelGuestABI;
+
+/* The feature bits that move with CPU state (OSXSAVE, OSPKE), not with the model. */
+void accel_guest_abi_mask(AccelGuestABI *abi);
+/* Lowercase names of the bits of @bits in word @word, space-separated ("avx avx2"). */
+char *accel_cpuid_bit_names(int word, uint32_t bits);
+
+/*
+ * In a VM of another accelerator (the software CPU): read KVM's own
+ * sections of a KVM source's stream, ("kvm-cpu", n) for @nr_cpus vCPUs
+ * and ("kvmclock", 0), check what matters there and drop them
+ * (accel/kvm/kvm-irqchip.c).
+ */
+void kvm_migration_register_foreign(int nr_cpus);
+
 typedef struct AccelOps {
     const char *name;           /* as -accel spells it */
     /* false for qtest: its vCPUs exist (state, registers) but never run. */
@@ -83,6 +115,17 @@ typedef struct AccelOps {
 
     /* CPUID leaf 1 EAX and EDX, for the MP table. */
     void (*cpu_signature)(uint32_t *eax, uint32_t *edx);
+
+    /*
+     * Cross-accelerator migration (optional; without them a stream moves
+     * only between VMs of the same accelerator). guest_abi: what the guest
+     * sees (vCPUs paused, or not run yet). adopt_guest_abi: on an incoming
+     * VM whose vCPUs have not run, take the source's: run the TSC at its
+     * rate and offer no CPUID feature beyond its own, or refuse naming
+     * what cannot be matched.
+     */
+    void (*guest_abi)(AccelGuestABI *abi);
+    bool (*adopt_guest_abi)(const AccelGuestABI *src, GError **errp);
 } AccelOps;
 
 /* The accelerators Ferry knows, in the default order of preference. */

@@ -186,6 +186,29 @@ static uint64_t *fuzz_vcpu_msr(uint32_t index)
     return &v->msr_value[v->nmsrs++];
 }
 
+/* The neutral vCPU state ("x86-cpu") of the one fake vCPU, as system/cpus.c gives it. */
+bool cpu_get_state(int index, X86CPUState *st, GError **errp)
+{
+    g_assert(index == 0);
+    return kvm_vcpu_get_state(&fuzz_cpu, st, errp);
+}
+
+bool cpu_set_state(int index, const X86CPUState *st, GError **errp)
+{
+    g_assert(index == 0);
+    return kvm_vcpu_set_state(&fuzz_cpu, st, errp);
+}
+
+bool kvm_vcpu_get_state(CPUState *cpu, X86CPUState *st, GError **errp)
+{
+    return kvm_cpu_get_neutral(cpu, st, errp);
+}
+
+bool kvm_vcpu_set_state(CPUState *cpu, const X86CPUState *st, GError **errp)
+{
+    return kvm_cpu_set_neutral(cpu, cpu->accel->mig, st, errp);
+}
+
 /* Any MSR reads (as 0 until written) and takes any value; nothing else is checked. */
 int kvm_vcpu_ioctl(CPUState *cpu, unsigned long request, void *arg)
 {
@@ -497,7 +520,8 @@ FuzzMachine *fuzz_machine_get(void)
         g_error("fuzz: %s", err->message);
     }
     pc_pm_init();
-    vmstate_register(NULL, 0, &vmstate_kvm_cpu, kvm_cpu_mig_state_new(&fuzz_cpu));
+    fuzz_cpu_accel.mig = kvm_cpu_mig_state_new(&fuzz_cpu);
+    kvm_cpu_state_register(&fuzz_cpu);
 
     fuzz_machine_reset();
     return &machine;

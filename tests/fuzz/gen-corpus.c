@@ -856,6 +856,7 @@ typedef struct Seed {
 } Seed;
 
 #define LOADVM(n, fn)   { .name = n, .kind = SEED_LOADVM, .make = fn }
+#define LOADVM_FROZEN(n) { .name = n, .kind = SEED_LOADVM }
 #define RAM_LOAD(n, fn) { .name = n, .kind = SEED_RAM_LOAD, .make = fn }
 #define MULTIFD(n, fn, c, nsync, why) \
     { .name = n, .kind = SEED_MULTIFD, .make_multifd = fn, .comp = MULTIFD_COMPRESSION_##c, \
@@ -866,6 +867,11 @@ static const Seed seeds[] = {
     LOADVM("paused", seed_paused),
     LOADVM("ram-pages", seed_ram_pages),
     LOADVM("devices", seed_devices),
+    /*
+     * "devices" as Ferry wrote it before the neutral vCPU form (KVM's
+     * whole vCPU in one "cpu" section): never rewritten, it must still load.
+     */
+    LOADVM_FROZEN("devices-cpu-v1"),
     RAM_LOAD("block-list", seed_block_list),
     RAM_LOAD("pages", seed_pages),
 
@@ -1042,10 +1048,11 @@ int main(int argc, char **argv)
         const char *dir = dirs[s->kind];
         g_autofree char *path = g_build_filename(dir, s->name, NULL);
         g_autofree uint8_t *want_ram = NULL;
-        g_autoptr(GByteArray) fresh = make_seed(m, s, &want_ram);
+        g_autoptr(GByteArray) fresh = s->make || s->make_multifd ? make_seed(m, s, &want_ram)
+                                                                 : NULL;
         g_autofree char *msg = NULL;
 
-        if (write) {
+        if (write && fresh) {
             g_autoptr(GError) err = NULL;
             g_mkdir_with_parents(dir, 0755);
             if (!g_file_set_contents(path, (const char *)fresh->data, fresh->len, &err)) {
@@ -1078,8 +1085,8 @@ int main(int argc, char **argv)
             failed++;
             continue;
         }
-        bool same = len == fresh->len && memcmp(data, fresh->data, len) == 0;
-        g_print("%s %s (%zu bytes)%s\n", write ? "wrote" : "ok", path, (size_t)len,
+        bool same = !fresh || (len == fresh->len && memcmp(data, fresh->data, len) == 0);
+        g_print("%s %s (%zu bytes)%s\n", write && fresh ? "wrote" : "ok", path, (size_t)len,
                 same ? "" : "; differs from what 'write' would produce now");
     }
     if (failed) {

@@ -45,19 +45,22 @@ expect_error() {
     grep -q -- "$pat" "$tmp/err" || fail "$file: no '$pat' in: $(cat "$tmp/err")"
 }
 
-sections="'ram' instance 0 'globalstate' instance 0 'virtio-blk' instance 0 'virtio-net' instance 1 'serial' instance 0 'pc-pm' instance 0 'cpu' instance 0"
 for f in "$corpus"/*; do
-    # shellcheck disable=SC2086
+    # The vCPU: the neutral form and KVM's part; KVM's one section in older streams.
+    case $f in
+    *-cpu-v1) vcpu="'cpu' instance 0" vcpu2="'cpu' instance 0" ;;
+    *) vcpu="'kvm-cpu' instance 0" vcpu2="'x86-cpu' instance 0 version 2" ;;
+    esac
     expect_ok "$f" "magic FERR, format version 1" "machine 'ferry', page size 4096, 1 vCPU" \
         "RAM block 'pc.ram': 8 MiB" "START id 0    'ram' instance 0 version 1" \
         "END   id 0    'ram'" "'globalstate' instance 0" "'virtio-blk' instance 0" \
         "'virtio-net' instance 1" "'serial' instance 0" "'pc-pm' instance 0" \
-        "'cpu' instance 0" "  EOF" "device state (vmstate payload bytes)"
+        "$vcpu" "$vcpu2" "  EOF" "device state (vmstate payload bytes)"
 done
 
 f=$corpus/ram-pages
 expect_ok "$f" "run state 'running'" "PART  id 0    'ram'" "block 'pc.ram': 8 PAGE (32768 bytes of data), 2 ZERO"
-expect_ok "$corpus/paused" "run state 'paused'"
+expect_ok "$corpus/paused" "run state 'paused'" "accelerator 'kvm'"
 
 python3 "$analyzer" --ram-records "$f" >"$tmp/records" || fail "--ram-records failed"
 grep -q "PAGE (continue) 'pc.ram' offset 0x3000" "$tmp/records" || fail "--ram-records: no record list"
@@ -71,7 +74,8 @@ assert r["header"]["version"] == 1
 assert r["configuration"]["machine"] == "ferry"
 assert r["configuration"]["ram_blocks"] == [{"id": "pc.ram", "size": 8 << 20}]
 ids = [s["idstr"] for s in r["sections"] if s["type"] == "FULL"]
-assert ids == ["globalstate", "virtio-blk", "virtio-net", "serial", "pc-pm", "cpu"], ids
+assert ids == ["globalstate", "virtio-blk", "virtio-net", "serial", "pc-pm", "kvm-cpu",
+               "x86-cpu"], ids
 assert all(s["footer"] == "ok" for s in r["sections"])
 assert r["ram"]["blocks"]["pc.ram"]["page"] == 8
 assert r["ram"]["eos"] == 5
@@ -82,7 +86,7 @@ assert r["warnings"] == [], r["warnings"]
 EOF
 
 # Standard input, and a stream after 16 bytes of something else (file:PATH,offset=16).
-python3 "$analyzer" - <"$f" | grep -q "'cpu' instance 0" || fail "reading stdin"
+python3 "$analyzer" - <"$f" | grep -q "'x86-cpu' instance 0" || fail "reading stdin"
 { printf '0123456789abcdef'; cat "$f"; } >"$tmp/offset"
 python3 "$analyzer" --offset 16 "$tmp/offset" | grep -q "^0x00000010  header" || fail "--offset 16"
 
@@ -94,23 +98,23 @@ expect_error "$tmp/magic" "not a Ferry migration stream"
 python3 - "$f" "$tmp/footer" "$tmp/record" "$tmp/section" <<'EOF'
 import sys
 data = bytearray(open(sys.argv[1], "rb").read())
-# The START section's footer: after 'ram' START header (0x2e) and the block list (31 bytes).
-footer = 0x40 + 31
+# The START section's footer: after 'ram' START header and the block list (31 bytes).
+footer = 0x44 + 31
 assert data[footer] == 0x7e, hex(data[footer])
 bad = bytearray(data); bad[footer + 4] = 9
 open(sys.argv[2], "wb").write(bad)
 # The first record of the first PART section: an unknown flag.
-bad = bytearray(data); bad[0x69 + 7] |= 0x40
+bad = bytearray(data); bad[0x6d + 7] |= 0x40
 open(sys.argv[3], "wb").write(bad)
 # The first PART section's type byte: not a section type.
-bad = bytearray(data); bad[0x64] = 0x09
+bad = bytearray(data); bad[0x68] = 0x09
 open(sys.argv[4], "wb").write(bad)
 EOF
 # Well-formed but incomplete: no END for the RAM section (loads, but pages are lost).
 python3 - "$f" "$tmp/noend" <<'EOF'
 import sys
 data = open(sys.argv[1], "rb").read()
-start_end = 0x64            # the START section ends here: the first PART follows
+start_end = 0x68            # the START section ends here: the first PART follows
 first_full = data.index(b"\x04\x00\x00\x00\x01\x0bglobalstate")
 open(sys.argv[2], "wb").write(data[:start_end] + data[first_full:])
 EOF

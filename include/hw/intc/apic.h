@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "hw/intc/x86-irq.h"
+#include "migration/vmstate.h"
 
 #define APIC_MAX_CPUS           255     /* xAPIC ids 0-254; 0xff is broadcast */
 #define APIC_DEFAULT_BASE       0xfee00000ULL
@@ -49,6 +50,56 @@
 #define APIC_DM_EXTINT          7
 
 typedef struct APICState APICState;
+
+/* Local vector table entries, in register order (0x320, 0x330, ... 0x370). */
+enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_NR };
+
+#define LVT_MASKED          (1u << 16)
+#define LVT_TIMER_MODE_SHIFT 17
+#define TIMER_ONESHOT       0
+#define TIMER_PERIODIC      1
+#define TIMER_TSC_DEADLINE  2
+
+/* The registers, as the model keeps them and as they migrate. */
+typedef struct APICMigRegs {
+    uint64_t apic_base;
+    uint32_t id;                /* the register: id in bits 31:24 */
+    uint32_t tpr, ldr, dfr, svr;
+    uint32_t esr;               /* what the last ESR write latched */
+    uint32_t esr_pending;       /* errors since */
+    uint32_t isr[8], tmr[8], irr[8];
+    uint32_t icr_lo, icr_hi;
+    uint32_t lvt[LVT_NR];
+    uint32_t timer_initial;
+    uint32_t divide_conf;
+    uint64_t tsc_deadline;      /* the guest TSC value; 0: none */
+    bool extint_request;        /* an ExtINT message waits for the PIC's vector */
+    bool timer_armed;
+    /* Host clock times, never migrated as such (see APICMig). */
+    int64_t timer_start;        /* when the count was last loaded */
+    int64_t timer_next;         /* the next expiry, while armed */
+} APICMigRegs;
+
+/*
+ * The migration form, the same for the model here and KVM's in-kernel
+ * LAPIC (accel/kvm/kvm-irqchip.c): section ("apic", n) of version
+ * APIC_VMSTATE_VERSION, one field "mig" described by vmstate_apic_mig.
+ * Timer times are relative to the save: how long the count has run
+ * (modulo the period in periodic mode) and how long until the next
+ * expiry (0 when not armed); in TSC-deadline mode the deadline, a guest
+ * TSC value, is all that counts. The APIC bus runs at APIC_BUS_HZ.
+ */
+typedef struct APICMig {
+    APICMigRegs regs;
+    int64_t timer_elapsed;
+    int64_t timer_remaining;
+} APICMig;
+
+#define APIC_VMSTATE_VERSION    1
+extern const VMStateDescription vmstate_apic_mig;
+
+/* The guest TSC's rate (TSC-deadline mode) changed: a VM taking a migration's. */
+void apic_set_tsc_hz(APICState *s, uint64_t hz);
 
 /* What the owner (the vCPU glue) does for the APIC. @cpu_index as given to apic_new(). */
 typedef struct APICHooks {

@@ -16,6 +16,34 @@
 #include <stdint.h>
 
 #include "hw/intc/x86-irq.h"
+#include "migration/vmstate.h"
+
+/*
+ * One chip's migration form, the same whoever emulates the chip (the
+ * model here, or KVM's in-kernel PIC, accel/kvm/kvm-irqchip.c): section
+ * ("i8259", 0 master, 1 slave) of version I8259_VMSTATE_VERSION, one
+ * field "mig" described by vmstate_i8259_mig. Version 1 was the same
+ * layout from the software CPU (KVM's version 1 was its own struct).
+ */
+typedef struct I8259Mig {
+    uint8_t irr, isr, imr;
+    uint8_t input;              /* line levels, for edge detection */
+    uint8_t elcr;               /* 1: level-triggered */
+    uint8_t vector_base;        /* ICW2, low 3 bits clear */
+    uint8_t priority_base;      /* the IR with the highest priority (rotation) */
+    uint8_t init_step;          /* 0 ready; 1, 2, 3: ICW2, ICW3, ICW4 expected */
+    bool icw4_expected;
+    bool single;
+    bool auto_eoi;
+    bool rotate_aeoi;
+    bool sfnm;                  /* special fully nested mode */
+    bool special_mask;
+    bool read_isr;              /* OCW3: reads at A0=0 return ISR, else IRR */
+    bool poll;                  /* OCW3: the next A0=0 read is a poll */
+} I8259Mig;
+
+#define I8259_VMSTATE_VERSION   2
+extern const VMStateDescription vmstate_i8259_mig;
 
 I8259State *i8259_new(void);
 void i8259_free(I8259State *s);

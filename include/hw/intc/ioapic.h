@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "hw/intc/x86-irq.h"
+#include "migration/vmstate.h"
 
 #define IOAPIC_BASE_ADDR    0xfec00000ULL
 #define IOAPIC_MMIO_SIZE    0x1000
@@ -30,6 +31,22 @@
 #define IOAPIC_RTE_LEVEL        (1ull << 15)
 #define IOAPIC_RTE_MASKED       (1ull << 16)
 #define IOAPIC_RTE_DEST_SHIFT   56
+
+/*
+ * The migration form, the same for the model here and KVM's in-kernel
+ * IOAPIC (accel/kvm/kvm-irqchip.c): section ("ioapic", 0) of version
+ * IOAPIC_VMSTATE_VERSION, one field "mig" described by vmstate_ioapic_mig.
+ * Version 1 was the same layout from the software CPU.
+ */
+typedef struct IOAPICMig {
+    uint8_t id;                         /* 0-15 */
+    uint8_t select;                     /* IOREGSEL */
+    uint32_t levels;                    /* input pins, bit per pin */
+    uint64_t rte[IOAPIC_NR_PINS];       /* remote IRR included */
+} IOAPICMig;
+
+#define IOAPIC_VMSTATE_VERSION  2
+extern const VMStateDescription vmstate_ioapic_mig;
 
 /* @id: the IOAPIC id the MADT and MP table give it. */
 IOAPICState *ioapic_new(uint8_t id);

@@ -42,6 +42,31 @@ __attribute__((weak)) void vmstate_register(const char *idstr, uint32_t instance
     g_ptr_array_add(stub_list(), e);
 }
 
+__attribute__((weak)) void vmstate_register_old_form(const char *idstr, uint32_t instance_id,
+                                                     const VMStateDescription *vmsd,
+                                                     void *opaque,
+                                                     const char *const *replaces)
+{
+    vmstate_register(idstr, instance_id, vmsd, opaque);
+    StubVMStateEntry *e = g_ptr_array_index(stub_list(), stub_list()->len - 1);
+    e->old_form = true;
+}
+
+__attribute__((weak)) void vmstate_register_optional(const char *idstr, uint32_t instance_id,
+                                                     const VMStateDescription *vmsd,
+                                                     void *opaque)
+{
+    vmstate_register(idstr, instance_id, vmsd, opaque);
+}
+
+__attribute__((weak)) void vmstate_register_load_only(const char *idstr, uint32_t instance_id,
+                                                      const VMStateDescription *vmsd,
+                                                      void *opaque)
+{
+    static const char *const nothing[] = { NULL };
+    vmstate_register_old_form(idstr, instance_id, vmsd, opaque, nothing);
+}
+
 __attribute__((weak)) void register_savevm_live(const char *idstr, uint32_t instance_id,
                                                 int version_id, const SaveVMHandlers *ops,
                                                 void *opaque)
@@ -66,7 +91,19 @@ const StubVMStateEntry *stub_vmstate_find(const char *idstr, uint32_t instance_i
     /* The latest registration wins: tests create devices again. */
     for (guint i = list->len; i-- > 0;) {
         StubVMStateEntry *e = g_ptr_array_index(list, i);
-        if (e->instance_id == instance_id && strcmp(e->idstr, idstr) == 0) {
+        if (!e->old_form && e->instance_id == instance_id && strcmp(e->idstr, idstr) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+const StubVMStateEntry *stub_vmstate_find_old_form(const char *idstr, uint32_t instance_id)
+{
+    GPtrArray *list = stub_list();
+    for (guint i = list->len; i-- > 0;) {
+        StubVMStateEntry *e = g_ptr_array_index(list, i);
+        if (e->old_form && e->instance_id == instance_id && strcmp(e->idstr, idstr) == 0) {
             return e;
         }
     }

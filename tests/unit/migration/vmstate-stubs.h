@@ -19,10 +19,13 @@ typedef struct StubVMStateEntry {
     uint32_t instance_id;
     const VMStateDescription *vmsd;
     void *opaque;
+    bool old_form;              /* vmstate_register_old_form() */
 } StubVMStateEntry;
 
-/* The registration of (@idstr, @instance_id), or NULL. */
+/* The registration of (@idstr, @instance_id), or NULL (old forms apart). */
 const StubVMStateEntry *stub_vmstate_find(const char *idstr, uint32_t instance_id);
+/* The old form registered for (@idstr, @instance_id), or NULL. */
+const StubVMStateEntry *stub_vmstate_find_old_form(const char *idstr, uint32_t instance_id);
 /* Registrations so far, in order. */
 unsigned stub_vmstate_count(void);
 const StubVMStateEntry *stub_vmstate_get(unsigned index);
