@@ -145,14 +145,24 @@ static void soft_cpuid_core(SoftCPU *cpu, uint32_t leaf, uint32_t sub, uint32_t 
         }
         /* Sub-leaf 1 (XSAVEOPT/XSAVEC/XSAVES) and components >= 2: none. */
         return;
-    case 0x15:
+    case 0x15: {
         /* TSC = crystal * EBX / EAX; the APIC timer counts the crystal. */
-        if (cpu->hooks->tsc_hz && cpu->hooks->tsc_hz <= 0xffffffffULL) {
-            out[0] = 1;
-            out[1] = 1;
-            out[2] = (uint32_t)cpu->hooks->tsc_hz;
+        uint64_t tsc = cpu->hooks->tsc_hz;
+        uint64_t crystal = cpu->hooks->crystal_hz ? cpu->hooks->crystal_hz : tsc;
+        uint64_t a = tsc, b = crystal;
+
+        while (b) {                         /* the ratio in lowest terms */
+            uint64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        if (tsc && crystal <= UINT32_MAX && tsc / a <= UINT32_MAX) {
+            out[0] = (uint32_t)(crystal / a);
+            out[1] = (uint32_t)(tsc / a);
+            out[2] = (uint32_t)crystal;
         }
         return;
+    }
     case 0x16:
         /* Base, maximum and bus frequency in MHz. */
         out[0] = out[1] = out[2] = (uint32_t)(cpu->hooks->tsc_hz / 1000000);

@@ -227,6 +227,7 @@ static SoftCPUHooks soft_cpu_hooks = {
     .write_cr8 = soft_hook_write_cr8,
     .read_tsc = soft_hook_read_tsc,
     .tsc_hz = SOFT_TSC_HZ,
+    .crystal_hz = APIC_BUS_HZ,
     .cpuid_filter = soft_hook_cpuid_filter,
 };
 

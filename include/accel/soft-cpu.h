@@ -65,12 +65,13 @@ typedef struct SoftCPUHooks {
      */
     uint64_t (*read_tsc)(void *opaque);
     /*
-     * The rate of read_tsc and of the local APIC timer's clock, in Hz, which
-     * CPUID leaves 15H/16H then report (as an Intel CPU's crystal clock with
-     * a TSC ratio of 1) so that a guest need not calibrate; 0: unknown,
-     * those leaves read zero.
+     * The rate of read_tsc and the clock of the local APIC timer (Intel's
+     * "crystal"; 0: the same as tsc_hz), in Hz, which CPUID leaves 15H/16H
+     * report so that a guest need not calibrate. tsc_hz 0: unknown, those
+     * leaves read zero.
      */
     uint64_t tsc_hz;
+    uint64_t crystal_hz;
     /*
      * Optional: the last word on a CPUID answer (@out as the core computed
      * it), for a VM that must offer no more than a migration source did.
