@@ -483,6 +483,8 @@ static void test_vcpu_foreign(void)
                         "accelerator does not emulate");
         g_clear_error(&err);
     }
+    /* The registration's state lives as long as the process; not this test's. */
+    kvm_cpu_mig_state_free(e->opaque);
     kvm_cpu_mig_state_free(sa);
     test_vcpu_free(a);
 }
