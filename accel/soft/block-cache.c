@@ -54,15 +54,15 @@ static void block_unlink(SoftBlock *b)
     }
 }
 
+/*
+ * All zero is empty: no page word (the lookup checks it first), and links
+ * whose fetch generation (0) no vCPU ever has, since its first TLB flush
+ * at creation. So the cache's megabyte stays untouched until used, which
+ * is most of what a vCPU costs to create.
+ */
 SoftBlock *soft_blocks_new(void)
 {
-    SoftBlock *b = calloc(SOFT_BLOCKS, sizeof(SoftBlock));
-
-    for (unsigned i = 0; b && i < SOFT_BLOCKS; i++) {
-        b[i].gpa = BLOCK_KEY_NONE;
-        block_unlink(&b[i]);
-    }
-    return b;
+    return calloc(SOFT_BLOCKS, sizeof(SoftBlock));
 }
 
 void soft_blocks_free(SoftBlock *b)
@@ -70,9 +70,18 @@ void soft_blocks_free(SoftBlock *b)
     free(b);
 }
 
-/* Forget every block (the RAM map changed under the physical addresses). */
-void soft_blocks_flush(SoftBlock *b)
+/*
+ * Forget every block (the RAM map changed under the physical addresses).
+ * A cache nothing was decoded into since is left alone, untouched.
+ */
+void soft_blocks_flush(SoftCPU *cpu)
 {
+    SoftBlock *b = cpu->blocks;
+
+    if (!cpu->blocks_built) {
+        return;
+    }
+    cpu->blocks_built = false;
     for (unsigned i = 0; i < SOFT_BLOCKS; i++) {
         b[i].gpa = BLOCK_KEY_NONE;
         b[i].jit = NULL;
@@ -168,6 +177,7 @@ static void block_build(SoftCPU *cpu, SoftBlock *b, uint64_t gpa, uint32_t *word
     b->gpa = BLOCK_KEY_NONE;
     b->jit = NULL;
     b->hits = 0;
+    cpu->blocks_built = true;
     /* Flag the page before reading its bytes: a racing write then bumps it. */
     b->gen = soft_code_mark(word);
     b->word = word;
@@ -303,7 +313,7 @@ void soft_run_block(SoftCPU *cpu)
         }
 
         b = &cpu->blocks[block_index(gpa)];
-        if (b->gpa != gpa || b->mode != cur_mode(cpu) ||
+        if (!b->word || b->gpa != gpa || b->mode != cur_mode(cpu) ||
             __atomic_load_n(b->word, __ATOMIC_ACQUIRE) != b->gen) {
             word = soft_code_word(gpa, true);
             if (!word) {

@@ -86,9 +86,12 @@ static void cpu_reset_regs(SoftCPU *cpu, bool init)
 
 SoftCPU *soft_cpu_new(const SoftCPUHooks *hooks, void *opaque, int cpuid_index, int nr_cpus)
 {
-    SoftCPU *cpu = aligned_alloc(64, (sizeof(SoftCPU) + 63) & ~(size_t)63);
+    /* calloc: a block this large comes zeroed from the kernel, untouched. */
+    SoftCPU *cpu = calloc(1, sizeof(SoftCPU));
 
-    memset(cpu, 0, sizeof(*cpu));
+    if (!cpu) {
+        g_error("soft-cpu: out of memory for a vCPU");
+    }
     cpu->hooks = hooks;
     cpu->opaque = opaque;
     cpu->cpuid_index = cpuid_index;
@@ -285,7 +288,7 @@ void soft_cpu_reset(SoftCPU *cpu)
     cpu->tsc_offset = 0;
     cpu->tsc_deadline = 0;
     soft_tlb_drop_writes(cpu);
-    soft_blocks_flush(cpu->blocks);
+    soft_blocks_flush(cpu);
 }
 
 static void do_init(SoftCPU *cpu)
@@ -318,7 +321,7 @@ static void apply_requests(SoftCPU *cpu)
     if (req & REQ_TLB_FLUSH) {
         __atomic_and_fetch(&cpu->req, ~REQ_TLB_FLUSH, __ATOMIC_SEQ_CST);
         soft_tlb_flush_all(cpu);
-        soft_blocks_flush(cpu->blocks);
+        soft_blocks_flush(cpu);
     }
     if (req & REQ_INIT) {
         __atomic_and_fetch(&cpu->req, ~REQ_INIT, __ATOMIC_SEQ_CST);

@@ -182,6 +182,7 @@ struct SoftCPU {
     uint8_t sipi_vector;
 
     SoftBlock *blocks;
+    bool blocks_built;      /* a block was decoded since the last flush */
     SoftJit *jit;           /* NULL: interpret only (FERRY_SOFT_JIT=off) */
     uint32_t code_epoch;    /* soft_code_epoch when write entries were last dropped */
     uint8_t exit_block;     /* stop the current block after this instruction */
@@ -415,7 +416,7 @@ void soft_decode(SoftCPU *cpu, Insn *in);
 /* block-cache.c */
 SoftBlock *soft_blocks_new(void);
 void soft_blocks_free(SoftBlock *b);
-void soft_blocks_flush(SoftBlock *b);
+void soft_blocks_flush(SoftCPU *cpu);
 void soft_run_block(SoftCPU *cpu);
 void soft_run_one(SoftCPU *cpu);
 
