@@ -572,10 +572,41 @@ static void test_writev_partial_eintr(void)
 
 /* Shutdown wakes a blocked thread */
 
+/*
+ * Whether thread @tid of this process sleeps in the kernel (state S in
+ * /proc: a read, write or poll with nothing to do).
+ */
+static bool thread_sleeping(pid_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/self/task/%d/stat", (int)tid);
+    g_autofree char *stat = NULL;
+
+    if (!tid || !g_file_get_contents(path, &stat, NULL, NULL)) {
+        return false;
+    }
+    const char *end = strrchr(stat, ')');       /* the name may hold spaces */
+    return end && end[1] == ' ' && end[2] == 'S';
+}
+
+/* Poll until thread *@tid sleeps in the kernel; false after 5 s. */
+static bool wait_thread_sleeping(volatile pid_t *tid)
+{
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+    while (!thread_sleeping(*tid)) {
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        g_usleep(1000);
+    }
+    return true;
+}
+
 typedef struct Blocked {
     MigChannel *ch;
     bool write;
     volatile bool done;
+    volatile pid_t tid;
     GError *err;
 } Blocked;
 
@@ -583,6 +614,7 @@ static gpointer blocked_run(gpointer opaque)
 {
     Blocked *b = opaque;
 
+    b->tid = gettid();
     if (b->write) {
         size_t len = 64 << 20;
         g_autofree uint8_t *big = g_malloc0(len);
@@ -603,7 +635,7 @@ static void run_shutdown_wakes(Transport t, bool write)
     channel_pair(t, &w, &r);
     Blocked b = { .ch = write ? w : r, .write = write };
     GThread *th = g_thread_new("blocked", blocked_run, &b);
-    g_usleep(200 * 1000);
+    g_assert_true(wait_thread_sleeping(&b.tid));
     g_assert_false(b.done);     /* really blocked: nobody reads (or writes) */
 
     gint64 t0 = g_get_monotonic_time();
@@ -665,14 +697,14 @@ static void test_shutdown_then_everything_fails(void)
 
 typedef struct Streamer {
     QEMUFile *f;
-    volatile bool started;
+    volatile pid_t tid;
 } Streamer;
 
 static gpointer streamer_run(gpointer opaque)
 {
     Streamer *s = opaque;
 
-    s->started = true;
+    s->tid = gettid();
     while (!qemu_file_get_error(s->f)) {
         qemu_put_be64(s->f, 1);
         qemu_put_buffer_nocopy(s->f, pages[0], PAGE);
@@ -688,10 +720,8 @@ static void test_shutdown_qemu_file(void)
     channel_pair(TRANSPORT_SOCKETPAIR, &w, &r);
     Streamer s = { .f = qemu_file_new_output(w) };
     GThread *th = g_thread_new("streamer", streamer_run, &s);
-    while (!s.started) {
-        g_usleep(1000);
-    }
-    g_usleep(100 * 1000);
+    /* Nobody reads: the streamer fills the socket and blocks in a write. */
+    g_assert_true(wait_thread_sleeping(&s.tid));
     mig_channel_shutdown(qemu_file_channel(s.f));
     g_thread_join(th);
     g_assert_cmpint(qemu_file_get_error(s.f), ==, -ESHUTDOWN);
