@@ -285,9 +285,20 @@ static void kvm_cpu_xsave_put(QEMUFile *f, const void *field, size_t size)
     qemu_put_buffer(f, x->buf, x->len);
 }
 
+/* @len bytes (already checked) into @x, zero past them. */
+static bool kvm_cpu_xsave_fill(QEMUFile *f, KVMCPUXsave *x, uint32_t len)
+{
+    kvm_cpu_xsave_reserve(x, len);
+    if (x->alloc) {
+        memset(x->buf, 0, x->alloc);
+    }
+    qemu_get_buffer(f, x->buf, len);
+    x->len = len;
+    return !qemu_file_get_error(f);
+}
+
 static bool kvm_cpu_xsave_get(QEMUFile *f, void *field, size_t size, GError **errp)
 {
-    KVMCPUXsave *x = field;
     uint32_t len = qemu_get_be32(f);
 
     if (qemu_file_get_error(f)) {
@@ -298,11 +309,7 @@ static bool kvm_cpu_xsave_get(QEMUFile *f, void *field, size_t size, GError **er
                     KVM_CPU_XSAVE_LEGACY, KVM_CPU_XSAVE_MAX);
         return false;
     }
-    kvm_cpu_xsave_reserve(x, len);
-    memset(x->buf, 0, x->alloc);
-    qemu_get_buffer(f, x->buf, len);
-    x->len = len;
-    return !qemu_file_get_error(f);
+    return kvm_cpu_xsave_fill(f, field, len);
 }
 
 static const VMStateInfo kvm_cpu_xsave_info = {
@@ -1308,7 +1315,6 @@ const VMStateDescription vmstate_kvm_cpu = {
 /* be32 length (0 to what KVM can have past X86_XSAVE_MAX), then the bytes. */
 static bool kvm_cpu_xsave_tail_get(QEMUFile *f, void *field, size_t size, GError **errp)
 {
-    KVMCPUXsave *x = field;
     uint32_t len = qemu_get_be32(f);
 
     if (qemu_file_get_error(f)) {
@@ -1319,13 +1325,7 @@ static bool kvm_cpu_xsave_tail_get(QEMUFile *f, void *field, size_t size, GError
                     X86_XSAVE_MAX, len, KVM_CPU_XSAVE_MAX - X86_XSAVE_MAX);
         return false;
     }
-    kvm_cpu_xsave_reserve(x, len);
-    if (x->alloc) {
-        memset(x->buf, 0, x->alloc);
-    }
-    qemu_get_buffer(f, x->buf, len);
-    x->len = len;
-    return !qemu_file_get_error(f);
+    return kvm_cpu_xsave_fill(f, field, len);
 }
 
 static const VMStateInfo kvm_cpu_xsave_tail_info = {

@@ -70,7 +70,6 @@ typedef struct SlowPath {
     uint8_t kind;
     uint8_t seg;
     uint8_t size;
-    uint8_t movzx;          /* load: zero-extend a 1- or 2-byte value */
     uint32_t pending;       /* instructions to count before the helper runs */
     uint32_t off, len;      /* the instruction, relative to the entry RIP */
     uint8_t *jump;          /* rel32 of the branch into the stub */
@@ -235,7 +234,6 @@ static void emit_shift_imm(JitCtx *c, bool w, unsigned kind, unsigned r, uint8_t
     emit1(c, n);
 }
 
-#define SHIFT_SHL 4
 #define SHIFT_SHR 5
 
 static void emit_call(JitCtx *c, const void *fn)
@@ -515,8 +513,7 @@ static void gen_ea(JitCtx *c, const Insn *in, uint32_t next_off)
  * path with the instruction's RIPs and count set. Loads end with the value
  * in rcx; stores take it from r15.
  */
-static void gen_mem(JitCtx *c, const Insn *in, int kind, unsigned size, bool movzx,
-                    uint32_t off)
+static void gen_mem(JitCtx *c, const Insn *in, int kind, unsigned size, uint32_t off)
 {
     int acc = kind == SLOW_LOAD ? ACC_READ : ACC_WRITE;
     int32_t tlb = CPU_OFF(tlb) + (int32_t)((c->cpu->midx * ACC_NR + acc) * TLB_SIZE * 16);
@@ -559,7 +556,6 @@ static void gen_mem(JitCtx *c, const Insn *in, int kind, unsigned size, bool mov
     s->kind = kind;
     s->seg = in->seg;
     s->size = size;
-    s->movzx = movzx;
     s->pending = c->pending;
     s->off = off;
     s->len = in->len;
@@ -676,7 +672,7 @@ static void gen_alu(JitCtx *c, const Insn *in, unsigned op, unsigned size, int d
     /* A memory operand first: its fast path uses every scratch register. */
     if (dst_kind == OPND_MEM || src_kind == OPND_MEM) {
         gen_ea(c, in, off + in->len);
-        gen_mem(c, in, SLOW_LOAD, size, false, off);
+        gen_mem(c, in, SLOW_LOAD, size, off);
         c->pend.valid = false;
     }
     if (dst_kind == OPND_MEM) {
@@ -764,7 +760,7 @@ static bool gen_native(JitCtx *c, const Insn *in, uint32_t off)
         } else {
             gen_ea(c, in, off + in->len);
             load_greg(c, R15, in->reg, size);
-            gen_mem(c, in, SLOW_STORE, size, false, off);
+            gen_mem(c, in, SLOW_STORE, size, off);
         }
         return true;
     case 0x8b:
@@ -772,7 +768,7 @@ static bool gen_native(JitCtx *c, const Insn *in, uint32_t off)
             load_greg(c, RDX, in->rm, size);
         } else {
             gen_ea(c, in, off + in->len);
-            gen_mem(c, in, SLOW_LOAD, size, false, off);
+            gen_mem(c, in, SLOW_LOAD, size, off);
             emit_mov_rr(c, true, RDX, RCX);
         }
         store_greg(c, in->reg, RDX);
@@ -791,7 +787,7 @@ static bool gen_native(JitCtx *c, const Insn *in, uint32_t off)
         } else {
             gen_ea(c, in, off + in->len);
             emit_mov_imm64(c, R15, size == 8 ? in->imm : (uint32_t)in->imm);
-            gen_mem(c, in, SLOW_STORE, size, false, off);
+            gen_mem(c, in, SLOW_STORE, size, off);
         }
         return true;
     case 0x8d:
@@ -809,7 +805,7 @@ static bool gen_native(JitCtx *c, const Insn *in, uint32_t off)
             return false;
         }
         gen_ea(c, in, off + in->len);
-        gen_mem(c, in, SLOW_LOAD, in->op == 0x1b6 ? 1 : 2, true, off);
+        gen_mem(c, in, SLOW_LOAD, in->op == 0x1b6 ? 1 : 2, off);
         store_greg(c, in->reg, RCX);
         return true;
     default:
